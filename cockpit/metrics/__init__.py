@@ -1,0 +1,1 @@
+"""KPI queries: (connection, Filters) -> small DataFrame, aggregated in DuckDB."""

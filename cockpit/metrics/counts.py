@@ -1,0 +1,109 @@
+"""Stage counts and spend, grouped by an allow-listed key; the building blocks of the
+KPI tables.
+
+Counts are event based: each stage is counted on the day it was reached (leads on
+their lead day, randomized on their randomization day), so a week's row says what
+happened that week. Cohort conversion (of the leads of a period, how many ever
+reached a stage) is a different question and lives with the funnel metrics.
+"""
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+from cockpit.filters import Filters
+
+# output name -> journey timestamp column
+STAGES: dict[str, str] = {
+    "leads": "lead_ts",
+    "eligible": "eligible_ts",
+    "consented": "consented_ts",
+    "randomized": "randomized_ts",
+}
+
+JOURNEY_COLUMNS = {"study": "study_id", "site": "site_id", "segment": "segment_id", "channel": "channel_id"}
+SPEND_COLUMNS = {"study": "study_id", "channel": "channel_id"}
+
+# group key -> SQL expression over the event row (e) or spend row (s); never user input
+_EVENT_KEYS = {
+    "study": "study_id",
+    "channel": "channel_id",
+    "site": "site_id",
+    "segment": "segment_id",
+    "week": "CAST(date_trunc('week', ts) AS DATE)",
+}
+# group key -> name of the output column
+KEY_NAMES = {"study": "study_id", "channel": "channel_id", "site": "site_id",
+             "segment": "segment_id", "week": "week"}
+
+_SPEND_KEYS = {
+    "study": "study_id",
+    "channel": "channel_id",
+    "week": "CAST(date_trunc('week', day) AS DATE)",
+}
+
+
+def _events_sql(stages: dict[str, str]) -> str:
+    parts = [
+        f"SELECT study_id, site_id, segment_id, channel_id, '{name}' AS stage, {col} AS ts "
+        f"FROM journey WHERE {col} IS NOT NULL"
+        for name, col in stages.items()
+    ]
+    return " UNION ALL ".join(parts)
+
+
+def stage_counts(con: duckdb.DuckDBPyConnection, f: Filters, by: str | None = None) -> pd.DataFrame:
+    """Persons reaching each stage in the period, one column per stage of ``STAGES``.
+
+    ``by`` is one of study, channel, site, segment, week, or None for one total row.
+    """
+    key = _EVENT_KEYS[by] if by else "'all'"
+    where, params = f.where(JOURNEY_COLUMNS, date_column="ts")
+    sql = (
+        f"SELECT {key} AS key, stage, count(*) AS n FROM ({_events_sql(STAGES)}) "
+        f"WHERE {where} GROUP BY ALL"
+    )
+    long = con.execute(sql, params).df()
+    wide = long.pivot_table(index="key", columns="stage", values="n", aggfunc="sum", fill_value=0)
+    wide = wide.reindex(columns=list(STAGES), fill_value=0).astype("int64")
+    wide.columns.name = None
+    if by is None and wide.empty:
+        wide = pd.DataFrame([[0] * len(STAGES)], columns=list(STAGES), index=["all"])
+    return _named(wide.rename_axis("key").reset_index(), by)
+
+
+def spend_applies(f: Filters) -> bool:
+    """Spend is recorded per study and channel: a site or segment filter cannot split it."""
+    return not f.unsupported(SPEND_COLUMNS)
+
+
+def spend(con: duckdb.DuckDBPyConnection, f: Filters, by: str | None = None) -> pd.DataFrame:
+    """Spend, impressions and clicks in the period (platform spend plus offline costs).
+
+    Site and segment filters do not apply (see ``spend_applies``).
+    """
+    key = _SPEND_KEYS[by] if by else "'all'"
+    where, params = f.where(SPEND_COLUMNS, date_column="day")
+    sql = (
+        f"SELECT {key} AS key, sum(spend) AS spend, sum(impressions) AS impressions, "
+        f"sum(clicks) AS clicks FROM spend_daily WHERE {where} GROUP BY ALL"
+    )
+    out = con.execute(sql, params).df()
+    if by is None and out.empty:
+        out = pd.DataFrame({"key": ["all"], "spend": [0.0], "impressions": [0], "clicks": [0]})
+    out["spend"] = out["spend"].fillna(0.0).astype(float)
+    return _named(out, by)
+
+
+def _named(frame: pd.DataFrame, by: str | None) -> pd.DataFrame:
+    """Name the key column after the group (weeks as plain dates)."""
+    if by == "week":
+        frame["key"] = pd.to_datetime(frame["key"]).dt.date
+    return frame.rename(columns={"key": KEY_NAMES.get(by, "key")})
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    """numerator / denominator, or None when undefined."""
+    if numerator is None or denominator in (None, 0) or pd.isna(numerator) or pd.isna(denominator):
+        return None
+    return float(numerator) / float(denominator)

@@ -1,0 +1,131 @@
+"""Shared fixtures: a tiny hand-built store whose numbers are worked out by hand, and
+the small demo generated and loaded through the real loaders into a real DuckDB file."""
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from cockpit import derive
+from cockpit.store import open_db
+
+TINY_SQL = """
+INSERT INTO study VALUES
+  ('A', 'Atopic study', 'II',  'Dermatology', 10, '2026-01-01', '2026-12-31', 10000, 'EUR'),
+  ('B', 'Bone study',   'III', 'Rheumatology', 20, '2026-01-01', '2027-06-30', 12000, 'EUR');
+INSERT INTO site VALUES
+  ('A1', 'A', 'Berlin',  'DE', '2026-01-10', '2026-01-15'),
+  ('A2', 'A', 'Hamburg', 'DE', '2026-01-10', '2026-01-15'),
+  ('B1', 'B', 'Lyon',    'FR', '2026-01-10', '2026-01-20');
+INSERT INTO channel VALUES
+  ('facebook', 'Facebook', 'paid_social', TRUE),
+  ('hcp_referral', 'HCP referral', 'hcp_referral', FALSE);
+INSERT INTO segment VALUES ('adults', 'Adults 18-64', 18, 64), ('seniors', 'Seniors 65+', 65, 120);
+INSERT INTO campaign VALUES
+  ('CA', 'A', 'facebook', 'A | FB', '2026-03-01', NULL),
+  ('CB', 'B', 'facebook', 'B | FB', '2026-03-01', NULL),
+  ('HA', 'A', 'hcp_referral', 'A | HCP', '2026-01-01', NULL);
+INSERT INTO ad_daily VALUES
+  ('2026-03-02', 'CA', '', 100, 1000, 50, 'f'),
+  ('2026-03-09', 'CA', '', 200, 2000, 60, 'f'),
+  ('2026-03-02', 'CB', '', 50, 500, 10, 'f');
+INSERT INTO offline_cost VALUES ('oc1', '2026-03-05', 'hcp_referral', 'HA', 'A', NULL, 30, 'liaison', 'f');
+INSERT INTO person VALUES
+  ('p1', 1980, 'adults', '2026-03-02'), ('p2', 1970, 'adults', '2026-03-04'),
+  ('p3', 1990, 'adults', '2026-03-09'), ('p4', 1950, 'seniors', '2026-03-05'),
+  ('p5', 1960, 'adults', '2026-02-10');
+INSERT INTO touchpoint VALUES
+  ('t1', 'p1', 'v1', '2026-03-02 10:00', 'ad_click', 'facebook', 'CA', NULL, 'A', NULL, NULL, 'f'),
+  ('t2', 'p2', NULL, '2026-03-04 09:00', 'referral', 'hcp_referral', 'HA', NULL, 'A', 'A2', 'h1', 'f'),
+  ('t3', 'p3', 'v3', '2026-03-09 08:00', 'ad_click', 'facebook', 'CA', NULL, 'A', NULL, NULL, 'f'),
+  ('t4', 'p4', 'v4', '2026-03-05 07:00', 'ad_click', 'facebook', 'CB', NULL, 'B', NULL, NULL, 'f'),
+  ('t5', 'p5', NULL, '2026-02-10 09:00', 'referral', 'hcp_referral', 'HA', NULL, 'A', 'A1', 'h1', 'f'),
+  -- after the lead: must not steal the attribution of p1
+  ('t6', 'p1', 'v1', '2026-03-04 10:00', 'ad_click', 'facebook', 'CA', NULL, 'A', NULL, NULL, 'f');
+INSERT INTO consent_event VALUES
+  ('c1', 'p1', 'tracking', TRUE,  '2026-03-02 09:59', NULL, 'v1', 'f'),
+  ('c3a', 'p3', 'tracking', TRUE,  '2026-03-09 07:00', NULL, 'v1', 'f'),
+  ('c3b', 'p3', 'tracking', FALSE, '2026-03-11 07:00', NULL, 'v1', 'f'),
+  ('c4', 'p4', 'tracking', TRUE,  '2026-03-05 06:00', NULL, 'v1', 'f');
+INSERT INTO funnel_event VALUES
+  ('e1', 'p1', 'A', 'A1', 'lead',               '2026-03-03 12:00', NULL, 'f'),
+  ('e2', 'p1', 'A', 'A1', 'prescreen_eligible', '2026-03-03 12:10', NULL, 'f'),
+  ('e3', 'p1', 'A', 'A1', 'consented',          '2026-03-10 10:00', NULL, 'f'),
+  ('e4', 'p1', 'A', 'A1', 'randomized',         '2026-03-20 10:00', NULL, 'f'),
+  ('e5', 'p2', 'A', 'A2', 'lead',               '2026-03-04 09:00', NULL, 'f'),
+  ('e6', 'p2', 'A', 'A2', 'prescreen_eligible', '2026-03-05 09:00', NULL, 'f'),
+  ('e7', 'p3', 'A', 'A1', 'lead',               '2026-03-10 09:00', NULL, 'f'),
+  ('e8', 'p3', 'A', 'A1', 'prescreen_ineligible', '2026-03-10 09:05', 'age', 'f'),
+  ('e9', 'p4', 'B', 'B1', 'lead',               '2026-03-05 08:00', NULL, 'f'),
+  ('e10', 'p4', 'B', 'B1', 'prescreen_eligible', '2026-03-06 08:00', NULL, 'f'),
+  ('e11', 'p4', 'B', 'B1', 'consented',         '2026-03-15 08:00', NULL, 'f'),
+  ('e12', 'p4', 'B', 'B1', 'randomized',        '2026-03-25 08:00', NULL, 'f'),
+  ('e13', 'p5', 'A', 'A1', 'lead',              '2026-02-10 09:00', NULL, 'f'),
+  ('e14', 'p5', 'A', 'A1', 'prescreen_eligible', '2026-02-11 09:00', NULL, 'f'),
+  ('e15', 'p5', 'A', 'A1', 'consented',         '2026-02-20 09:00', NULL, 'f'),
+  ('e16', 'p5', 'A', 'A1', 'randomized',        '2026-03-05 09:00', NULL, 'f');
+INSERT INTO load_run (started_at, finished_at, status, source) VALUES
+  ('2026-03-26 06:00', '2026-03-26 06:01', 'ok', 'tiny');
+"""
+
+
+@pytest.fixture
+def tiny_con(tmp_path: Path):
+    """A store with five persons in two studies; the expected numbers are in the tests."""
+    con = open_db(tmp_path / "tiny.duckdb")
+    con.execute(TINY_SQL)
+    derive.refresh(con)
+    yield con
+    con.close()
+
+
+DEMO_SEED = 7
+DEMO_END = date(2026, 11, 15)
+
+
+@pytest.fixture(scope="session")
+def demo_raw(tmp_path_factory) -> Path:
+    """The small demo's raw exports, generated once per test session."""
+    from cockpit.demo import generate
+
+    out = tmp_path_factory.mktemp("demo-raw")
+    generate(out, seed=DEMO_SEED, scale="small", end=DEMO_END)
+    return out
+
+
+@pytest.fixture(scope="session")
+def demo_key() -> bytes:
+    return b"test-key-for-the-demo-store"
+
+
+@pytest.fixture(scope="session")
+def demo_db(demo_raw: Path, demo_key: bytes, tmp_path_factory) -> Path:
+    """A DuckDB file holding the small demo, loaded through the real loaders."""
+    from cockpit.ingest import load_folder
+
+    path = tmp_path_factory.mktemp("demo-db") / "demo.duckdb"
+    con = open_db(path)
+    load_folder(con, demo_raw, demo_key, after_load=derive.refresh)
+    con.close()
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_store(demo_db: Path):
+    """The serving-side handle on the demo store (reader cursors, one writer)."""
+    from cockpit.store import Store
+
+    store = Store(demo_db)
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="session")
+def cockpit_app(demo_store):
+    """The Dash app on the demo store (one per process: Dash registers pages globally)."""
+    os.environ.setdefault("COCKPIT_SECRET_KEY", "test-key-for-the-demo-store")
+    from app import create_app
+
+    return create_app(demo_store)

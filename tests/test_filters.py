@@ -1,0 +1,43 @@
+"""The Filters value: validation, URL round trip, and SQL with bound parameters."""
+from datetime import date
+
+import pytest
+
+from cockpit.filters import FilterError, Filters
+
+
+def test_url_round_trip():
+    f = Filters.make(study=["ST-2", "ST-1"], channel="facebook", start="2026-01-01", end="2026-03-31")
+    assert f.to_query() == "?study=ST-1&study=ST-2&channel=facebook&start=2026-01-01&end=2026-03-31"
+    assert Filters.from_query(f.to_query()) == f
+    assert Filters.from_query("") == Filters() and Filters().to_query() == ""
+
+
+@pytest.mark.parametrize("query, message", [
+    ("?study=x';DROP TABLE study;--", "study: not a valid id"),
+    ("?start=2026-13-01", "start: not a date"),
+    ("?start=2026-03-01&end=2026-02-01", "start 2026-03-01 is after end 2026-02-01"),
+])
+def test_bad_values_are_refused_naming_the_field(query, message):
+    with pytest.raises(FilterError, match=message):
+        Filters.from_query(query)
+
+
+def test_where_binds_values_and_maps_columns():
+    f = Filters.make(study="A", phase="II", site="S1", start="2026-01-01", end="2026-01-31")
+    sql, params = f.where({"study": "j.study_id", "site": "j.site_id"}, date_column="j.ts")
+    assert sql == ("j.study_id IN (?) AND j.study_id IN (SELECT study_id FROM study WHERE phase IN (?)) "
+                   "AND j.site_id IN (?) AND j.ts >= ? AND j.ts < ? + INTERVAL 1 DAY")
+    assert params == ["A", "II", "S1", date(2026, 1, 1), date(2026, 1, 31)]
+
+
+def test_unsupported_dimensions_are_reported():
+    f = Filters.make(site="S1", segment="seniors", channel="facebook")
+    assert f.unsupported({"study": "s", "channel": "c"}) == ["site", "segment"]
+
+
+def test_slug_and_label():
+    f = Filters.make(study="ST-1", start="2026-01-01")
+    assert f.slug() == "study-ST-1_2026-01-01_to_today"
+    assert f.label() == "study: ST-1; dates: 2026-01-01 to today"
+    assert Filters().slug() == "all"
