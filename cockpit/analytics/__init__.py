@@ -1,0 +1,1 @@
+"""Statistical analyses behind the cockpit pages (pure functions, no Dash, no SQL)."""
