@@ -87,18 +87,14 @@ def _journey_sql() -> str:
 
 
 def rebuild_journey(con: duckdb.DuckDBPyConnection) -> int:
-    """Recompute ``journey`` from the facts in one transaction; returns its row count."""
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute("DELETE FROM journey")
-        con.execute("INSERT INTO journey " + _journey_sql())
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
+    """Recompute ``journey`` from the facts; returns its row count. The caller owns the
+    transaction, so readers never see the table half rebuilt."""
+    con.execute("DELETE FROM journey")
+    con.execute("INSERT INTO journey " + _journey_sql())
     return con.execute("SELECT count(*) FROM journey").fetchone()[0]
 
 
 def refresh(con: duckdb.DuckDBPyConnection) -> None:
-    """Everything derived from the facts; called after each load run that loaded a file."""
+    """Everything derived from the facts. The loader calls it after each run that loaded
+    a file, inside the run's closing transaction."""
     rebuild_journey(con)

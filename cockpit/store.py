@@ -182,8 +182,10 @@ class Store:
 
 
 def data_version(con: duckdb.DuckDBPyConnection) -> int:
-    """A number that changes whenever a load run finishes: the key for cached results."""
+    """A number that changes whenever a load run changes the data: the key for cached
+    results. Runs that found nothing new leave it as it was."""
     row = con.execute(
-        "SELECT coalesce(max(run_id), 0) FROM load_run WHERE status <> 'running'"
+        "SELECT coalesce(max(run_id), 0) FROM load_run "
+        "WHERE status = 'ok' AND (files_loaded > 0 OR files_rejected > 0)"
     ).fetchone()
     return int(row[0])

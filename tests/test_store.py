@@ -122,3 +122,20 @@ def test_writer_errors_reach_the_caller(tmp_path):
             store.write_sync(lambda c: c.execute("SELECT * FROM nosuchtable"))
         # and the writer keeps working afterwards
         assert store.write_sync(lambda c: c.execute("SELECT 42").fetchone()[0]) == 42
+
+
+def test_data_version_moves_only_when_a_load_changes_data(tmp_path):
+    from cockpit.ingest import load_folder
+    from cockpit.store import data_version
+
+    con = open_db(tmp_path / "v.duckdb")
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    load_folder(con, drop, b"k")
+    assert data_version(con) == 0
+    (drop / "setup_a.json").write_text('{"studies": [], "sites": [], "channels": [], "segments": [],'
+                                       ' "campaigns": [], "qr_codes": []}')
+    summary = load_folder(con, drop, b"k")
+    assert data_version(con) == summary.run_id
+    load_folder(con, drop, b"k")  # nothing new
+    assert data_version(con) == summary.run_id

@@ -51,6 +51,12 @@ CREATE TABLE creative (
     planned_share DOUBLE                           -- planned traffic share within the experiment
 );
 
+-- UTM source values that mean a channel (fb -> facebook), from the setup's utm_sources.
+CREATE TABLE channel_utm_source (
+    utm_source VARCHAR PRIMARY KEY,                -- lower-case
+    channel_id VARCHAR NOT NULL
+);
+
 CREATE TABLE segment (
     segment_id  VARCHAR PRIMARY KEY,
     name        VARCHAR NOT NULL,
@@ -189,9 +195,14 @@ CREATE TABLE load_run (
     source            VARCHAR NOT NULL,           -- folder or URL scanned
     files_seen        INTEGER NOT NULL DEFAULT 0,
     files_loaded      INTEGER NOT NULL DEFAULT 0,
+    files_skipped     INTEGER NOT NULL DEFAULT 0,  -- already loaded (same bytes)
+    files_rejected    INTEGER NOT NULL DEFAULT 0,  -- quarantined as a whole
+    files_deferred    INTEGER NOT NULL DEFAULT 0,  -- unreadable now or changing; retried next run
     rows_read         BIGINT NOT NULL DEFAULT 0,
     rows_accepted     BIGINT NOT NULL DEFAULT 0,
     rows_quarantined  BIGINT NOT NULL DEFAULT 0,
+    rows_erased       BIGINT NOT NULL DEFAULT 0,   -- rows of erased persons, not loaded
+    rows_ignored      BIGINT NOT NULL DEFAULT 0,   -- not data (summary lines, events without UTM)
     message           VARCHAR
 );
 
