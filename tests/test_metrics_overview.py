@@ -83,3 +83,12 @@ def test_data_as_of(tiny_con):
     info = overview.data_as_of(tiny_con)
     assert info["latest_day"] == date(2026, 3, 25)
     assert info["last_load"].isoformat().startswith("2026-03-26T06:01")
+
+
+def test_enrolment_curve_keeps_studies_apart(tiny_con):
+    curve = overview.enrolment_curve(tiny_con, Filters())
+    last = curve.groupby("study_id")["cumulative_randomized"].max().to_dict()
+    assert last == {"A": 2, "B": 1}
+    b = curve[curve["study_id"] == "B"].set_index("week")
+    assert b.loc[date(2026, 3, 16), "cumulative_randomized"] == 0
+    assert b.loc[date(2026, 3, 23), "cumulative_randomized"] == 1

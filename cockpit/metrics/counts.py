@@ -30,22 +30,41 @@ _EVENT_KEYS = {
     "channel": "channel_id",
     "site": "site_id",
     "segment": "segment_id",
+    "campaign": "campaign_id",
+    "creative": "creative_id",
     "week": "CAST(date_trunc('week', ts) AS DATE)",
+    # composite keys: parts joined by chr(31) (never in an id), split by the caller
+    "channel_campaign": "channel_id || chr(31) || coalesce(campaign_id, '')",
+    "channel_creative": "channel_id || chr(31) || coalesce(campaign_id, '') || chr(31) "
+                        "|| coalesce(creative_id, '')",
+    "channel_week": "channel_id || chr(31) || CAST(CAST(date_trunc('week', ts) AS DATE) AS VARCHAR)",
+    # persons without a known age band kept as '' rather than dropped
+    "segment_or_unknown": "coalesce(segment_id, '')",
 }
 # group key -> name of the output column
 KEY_NAMES = {"study": "study_id", "channel": "channel_id", "site": "site_id",
-             "segment": "segment_id", "week": "week"}
+             "segment": "segment_id", "campaign": "campaign_id", "creative": "creative_id",
+             "week": "week", "channel_campaign": "channel_campaign",
+             "channel_creative": "channel_creative", "channel_week": "channel_week",
+             "segment_or_unknown": "segment_id"}
 
 _SPEND_KEYS = {
     "study": "study_id",
     "channel": "channel_id",
+    "campaign": "campaign_id",
+    "creative": "creative_id",
     "week": "CAST(date_trunc('week', day) AS DATE)",
+    "channel_campaign": "channel_id || chr(31) || coalesce(campaign_id, '')",
+    "channel_creative": "channel_id || chr(31) || coalesce(campaign_id, '') || chr(31) "
+                        "|| coalesce(creative_id, '')",
+    "channel_week": "channel_id || chr(31) || CAST(CAST(date_trunc('week', day) AS DATE) AS VARCHAR)",
 }
 
 
 def _events_sql(stages: dict[str, str]) -> str:
     parts = [
-        f"SELECT study_id, site_id, segment_id, channel_id, '{name}' AS stage, {col} AS ts "
+        f"SELECT study_id, site_id, segment_id, channel_id, campaign_id, creative_id, "
+        f"'{name}' AS stage, {col} AS ts "
         f"FROM journey WHERE {col} IS NOT NULL"
         for name, col in stages.items()
     ]
@@ -55,7 +74,8 @@ def _events_sql(stages: dict[str, str]) -> str:
 def stage_counts(con: duckdb.DuckDBPyConnection, f: Filters, by: str | None = None) -> pd.DataFrame:
     """Persons reaching each stage in the period, one column per stage of ``STAGES``.
 
-    ``by`` is one of study, channel, site, segment, week, or None for one total row.
+    ``by`` is one of study, channel, site, segment, campaign, creative, week, or None
+    for one total row.
     """
     key = _EVENT_KEYS[by] if by else "'all'"
     where, params = f.where(JOURNEY_COLUMNS, date_column="ts")

@@ -99,7 +99,8 @@ def enrolment_curve(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
     for st in studies.itertuples():
         start = pd.Timestamp(st.start_date).to_period("W").start_time
         weeks = pd.date_range(start, max(start, last_week), freq="W-MON")
-        got = weekly[weekly["study_id"] == st.study_id].set_index(pd.to_datetime(weekly["week"]))["n"]
+        mine = weekly[weekly["study_id"] == st.study_id]
+        got = pd.Series(mine["n"].to_numpy(), index=pd.to_datetime(mine["week"]))
         cumulative = got.reindex(weeks, fill_value=0).cumsum()
         duration = (pd.Timestamp(st.planned_end) - pd.Timestamp(st.start_date)).days or 1
         elapsed = np.clip((weeks - pd.Timestamp(st.start_date)).days.to_numpy() / duration, 0.0, 1.0)

@@ -1,0 +1,100 @@
+"""Building blocks shared by the pages: KPI cards with their definition on hover,
+tables with a CSV export button, number formatting."""
+from __future__ import annotations
+
+import math
+
+import dash_ag_grid as dag
+import dash_bootstrap_components as dbc
+import pandas as pd
+from dash import dcc, html
+
+from cockpit.metrics.definitions import KPI_DEFINITIONS
+
+
+def fmt_int(value: float | int | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{int(round(value)):,}"
+
+
+def fmt_money(value: float | None, currency: str = "€") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if abs(value) >= 100_000:
+        return f"{currency}{value / 1000:,.0f}k"
+    return f"{currency}{value:,.0f}"
+
+
+def kpi_card(card_id: str, title: str, definition_key: str) -> dbc.Col:
+    """A card whose value is filled by a callback (``<card_id>``), with the KPI's
+    definition as a tooltip on its title."""
+    title_id = f"{card_id}-title"
+    return dbc.Col(
+        dbc.Card(
+            dbc.CardBody([
+                html.Div(title, id=title_id, className="kpi-title"),
+                html.Div("…", id=card_id, className="kpi-value"),
+                dbc.Tooltip(KPI_DEFINITIONS[definition_key], target=title_id, placement="bottom"),
+            ]),
+            className="kpi-card h-100",
+        ),
+        xs=6, md=4, xl=2, className="mb-3",
+    )
+
+
+def column_defs(frame: pd.DataFrame, headers: dict[str, str] | None = None) -> list[dict]:
+    """AG Grid column definitions for a frame: numbers right-aligned and sortable."""
+    headers = headers or {}
+    defs = []
+    for col in frame.columns:
+        spec: dict = {"field": col, "headerName": headers.get(col, col.replace("_", " ").capitalize()),
+                      "sortable": True, "filter": True, "resizable": True}
+        if pd.api.types.is_numeric_dtype(frame[col]):
+            spec["type"] = "rightAligned"
+            spec["filter"] = "agNumberColumnFilter"
+        tip = KPI_DEFINITIONS.get(col)
+        if tip:
+            spec["headerTooltip"] = tip
+        defs.append(spec)
+    return defs
+
+
+def records(frame: pd.DataFrame) -> list[dict]:
+    """Rows for the grid: JSON-safe (no NaN, dates as ISO text)."""
+    clean = frame.astype(object).where(pd.notna(frame), None)
+    out = clean.to_dict("records")
+    for row in out:
+        for key, value in row.items():
+            if hasattr(value, "isoformat"):
+                row[key] = value.isoformat()
+    return out
+
+
+def table_block(table_id: str, title: str) -> html.Div:
+    """A titled grid with an "Export CSV" button and its download target."""
+    return html.Div([
+        html.Div([
+            html.H5(title, className="mb-0"),
+            dbc.Button("Export CSV", id=f"{table_id}-export", size="sm", color="secondary",
+                       outline=True, className="ms-auto"),
+            dcc.Download(id=f"{table_id}-download"),
+        ], className="d-flex align-items-center mb-2"),
+        dag.AgGrid(
+            id=table_id,
+            rowData=[],
+            columnDefs=[],
+            defaultColDef={"minWidth": 100, "wrapHeaderText": True, "autoHeaderHeight": True},
+            columnSize="responsiveSizeToFit",
+            dashGridOptions={"domLayout": "autoHeight", "tooltipShowDelay": 200},
+            style={"width": "100%"},
+        ),
+    ], className="mb-4")
+
+
+def graph(graph_id: str) -> dcc.Graph:
+    """A chart that downloads as PNG from its toolbar."""
+    return dcc.Graph(
+        id=graph_id,
+        config={"displaylogo": False, "toImageButtonOptions": {"format": "png", "filename": graph_id}},
+    )
