@@ -1,0 +1,148 @@
+"""The Channels page in real headless Chromium on the demo store: it loads without
+console errors, a filter changes the numbers, a row click drills into campaigns, and
+the CSV export holds the rows the table shows."""
+import csv
+import time
+from pathlib import Path
+
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+
+from cockpit.filters import Filters
+from cockpit.metrics import channels
+
+TIMEOUT = 30
+
+# cell texts of one column, in the order the grid shows its rows
+_COLUMN_JS = """
+const [grid, col] = arguments;
+const cells = [...document.querySelectorAll(`#${grid} [role=gridcell][col-id='${col}']`)];
+return cells.map(c => [Number(c.closest('[row-index]').getAttribute('row-index')), c.innerText])
+            .sort((a, b) => a[0] - b[0]).map(p => p[1]);
+"""
+
+
+def wait_until(check, what: str, timeout: float = TIMEOUT):
+    until = time.time() + timeout
+    while time.time() < until:
+        try:
+            value = check()
+        except Exception:  # the element is being re-rendered
+            value = None
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def column(dash_duo, grid_id: str, col: str) -> list[str]:
+    return dash_duo.driver.execute_script(_COLUMN_JS, grid_id, col)
+
+
+def shown(dash_duo, grid_id: str, expected: list[str], col: str) -> None:
+    wait_until(lambda: column(dash_duo, grid_id, col) == expected,
+               f"{grid_id}.{col} to show {expected}")
+
+
+def click(dash_duo, element) -> None:
+    if isinstance(element, str):
+        element = dash_duo.find_element(element)
+    dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'});",
+                                   element)
+    element.click()
+
+
+def choose(dash_duo, dropdown_id: str, value: str) -> None:
+    """Pick an option of a dcc.Dropdown by its value (Dash 4 DOM: role=option + input)."""
+    click(dash_duo, f"#{dropdown_id}")
+    option = dash_duo.wait_for_element(f"[role=option] input[value='{value}']")
+    option.find_element(By.XPATH, "./ancestor::*[@role='option']").click()
+    dash_duo.driver.switch_to.active_element.send_keys(Keys.ESCAPE)
+
+
+def read_download(dash_duo, name: str) -> list[dict[str, str]]:
+    target = Path(dash_duo.download_path) / name
+    wait_until(target.exists, f"download {name}")
+    time.sleep(0.3)  # let the browser finish writing
+    return list(csv.DictReader(target.open(encoding="utf-8")))
+
+
+def leads_text(table) -> list[str]:
+    return [f"{n:,}" for n in table["leads"]]
+
+
+def test_channels_page(dash_duo, cockpit_app, demo_store):
+    con = demo_store.reader()
+    dash_duo.start_server(cockpit_app)
+    dash_duo.driver.get(dash_duo.server_url + "/channels")
+
+    everything = channels.channel_table(con, Filters())
+    shown(dash_duo, "ch-table", everything["channel"].tolist(), "channel")
+    shown(dash_duo, "ch-table", leads_text(everything), "leads")
+    assert "Unattributed (no consented touch)" in column(dash_duo, "ch-table", "channel")
+    dash_duo.wait_for_element("#ch-shares .main-svg")
+    dash_duo.wait_for_element("#ch-scatter .main-svg")
+    dash_duo.wait_for_element("#ch-trend .main-svg")
+    assert dash_duo.find_element("#ch-spend-note").text == ""
+
+    # a study filter changes the numbers to those of that study
+    study = con.execute("SELECT min(study_id) FROM study").fetchone()[0]
+    choose(dash_duo, "f-study", study)
+    one = channels.channel_table(con, Filters.make(study=study))
+    assert leads_text(one) != leads_text(everything)
+    shown(dash_duo, "ch-table", leads_text(one), "leads")
+    shown(dash_duo, "ch-table", one["channel"].tolist(), "channel")
+
+    # the export holds exactly the rows shown, the filter in the file name
+    click(dash_duo, "#ch-table-export")
+    rows = read_download(dash_duo, f"channels_by_channel_study-{study}.csv")
+    assert [r["channel"] for r in rows] == one["channel"].tolist()
+    assert [int(r["leads"]) for r in rows] == one["leads"].tolist()
+    assert [r["cost_per_randomized"] for r in rows] == [
+        "" if v != v else str(v) for v in one["cost_per_randomized"]]
+
+    # a site filter: spend cannot be split by site, and the page says so
+    site = con.execute("SELECT min(site_id) FROM site WHERE study_id = ?", [study]).fetchone()[0]
+    choose(dash_duo, "f-site", site)
+    wait_until(lambda: "site or segment filter" in dash_duo.find_element("#ch-spend-note").text,
+               "the note that spend is not shown")
+    at_site = channels.channel_table(con, Filters.make(study=study, site=site))
+    shown(dash_duo, "ch-table", leads_text(at_site), "leads")
+    assert set(column(dash_duo, "ch-table", "spend")) == {"—"}
+    assert dash_duo.get_logs() == []
+
+
+def test_channels_drill_down_to_campaigns(dash_duo, cockpit_app, demo_store):
+    con = demo_store.reader()
+    dash_duo.start_server(cockpit_app)
+    dash_duo.driver.get(dash_duo.server_url + "/channels")
+    everything = channels.channel_table(con, Filters())
+    shown(dash_duo, "ch-table", everything["channel"].tolist(), "channel")
+
+    target = "facebook"
+    name = everything.set_index("channel_id").loc[target, "channel"]
+    cell = wait_until(lambda: [c for c in dash_duo.driver.find_elements(
+        By.CSS_SELECTOR, "#ch-table [role=gridcell][col-id='leads']")
+        if c.find_element(By.XPATH, "./ancestor::*[@row-index]").get_attribute("row-index")
+        == str(column(dash_duo, "ch-table", "channel").index(name))], "the facebook row")[0]
+    click(dash_duo, cell)
+    campaigns = channels.channel_table(con, Filters.make(channel=target), "campaign")
+    shown(dash_duo, "ch-table", campaigns["campaign"].tolist(), "campaign")
+    shown(dash_duo, "ch-table", leads_text(campaigns), "leads")
+    assert dash_duo.find_element("#ch-level input[value='campaign']").is_selected()
+
+    click(dash_duo, "#ch-table-export")
+    rows = read_download(dash_duo, f"channels_by_campaign_channel-{target}.csv")
+    assert [r["campaign_id"] for r in rows] == campaigns["campaign_id"].tolist()
+    assert [int(r["leads"]) for r in rows] == campaigns["leads"].tolist()
+    assert dash_duo.get_logs() == []
+
+
+def test_every_kpi_column_has_its_definition_on_hover(cockpit_app, tiny_con):
+    # the page module registers itself with the app, so it is imported after the app
+    from pages.channels import grid_columns
+
+    for level in channels.LEVELS:
+        defs = {d["field"]: d for d in grid_columns(channels.channel_table(tiny_con, Filters(), level))}
+        for col in channels.KPI_COLUMNS:
+            assert defs[col].get("headerTooltip"), col
