@@ -43,9 +43,25 @@ def kpi_card(card_id: str, title: str, definition_key: str) -> dbc.Col:
     )
 
 
-def column_defs(frame: pd.DataFrame, headers: dict[str, str] | None = None) -> list[dict]:
-    """AG Grid column definitions for a frame: numbers right-aligned and sortable."""
+# Named cell formats (d3-format, run in the browser on the numbers the server sent).
+CELL_FORMATS: dict[str, str] = {
+    "int": "params.value == null ? '—' : d3.format(',')(params.value)",
+    "money": "params.value == null ? '—' : '€' + d3.format(',.0f')(params.value)",
+    "money2": "params.value == null ? '—' : '€' + d3.format(',.2f')(params.value)",
+    "pct1": "params.value == null ? '—' : d3.format('.1f')(params.value) + '%'",
+    "dec1": "params.value == null ? '—' : d3.format('.1f')(params.value)",
+    "dec2": "params.value == null ? '—' : d3.format('.2f')(params.value)",
+    "code": "params.value == null ? '' : String(params.value).replace(/_/g, ' ')",
+}
+
+
+def column_defs(frame: pd.DataFrame, headers: dict[str, str] | None = None,
+                formats: dict[str, str] | None = None) -> list[dict]:
+    """AG Grid column definitions for a frame: numbers right-aligned and sortable, each
+    KPI's definition as its header tooltip, and ``formats`` (column -> a key of
+    ``CELL_FORMATS``) for display."""
     headers = headers or {}
+    formats = formats or {}
     defs = []
     for col in frame.columns:
         spec: dict = {"field": col, "headerName": headers.get(col, col.replace("_", " ").capitalize()),
@@ -53,6 +69,11 @@ def column_defs(frame: pd.DataFrame, headers: dict[str, str] | None = None) -> l
         if pd.api.types.is_numeric_dtype(frame[col]):
             spec["type"] = "rightAligned"
             spec["filter"] = "agNumberColumnFilter"
+        elif col == "name" or col.endswith("_name"):
+            spec["minWidth"] = 220  # names are what a reader scans for
+        fmt = formats.get(col)
+        if fmt:
+            spec["valueFormatter"] = {"function": CELL_FORMATS[fmt]}
         tip = KPI_DEFINITIONS.get(col)
         if tip:
             spec["headerTooltip"] = tip

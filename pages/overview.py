@@ -22,10 +22,12 @@ CARDS = [
     ("ov-cpr", "Cost per randomized", "cost_per_randomized"),
 ]
 TABLE_HEADERS = {
-    "study_id": "Study", "name": "Name", "phase": "Phase", "target_randomized": "Target",
+    "study_id": "Study", "name": "Study name", "phase": "Phase", "target_randomized": "Target",
     "active_sites": "Active sites", "randomized_to_date": "Randomized to date",
     "pct_target": "% of target", "cost_per_randomized": "Cost per randomized",
 }
+TABLE_FORMATS = {"spend": "money", "cost_per_randomized": "money", "pct_target": "pct1",
+                 **{c: "int" for c in ("leads", "eligible", "consented", "randomized", "randomized_to_date")}}
 
 
 def layout(**_query) -> html.Div:
@@ -96,7 +98,7 @@ def refresh(search):
     return [*cards, note,
             _enrolment_figure(overview.enrolment_curve(con, f)),
             _trend_figure(overview.weekly_trend(con, f)),
-            ui.records(table), ui.column_defs(table, TABLE_HEADERS)]
+            ui.records(table), ui.column_defs(table, TABLE_HEADERS, TABLE_FORMATS)]
 
 
 @callback(Output("ov-table-download", "data"), Input("ov-table-export", "n_clicks"),
