@@ -38,13 +38,11 @@ KPI_DEFINITIONS: dict[str, str] = {
     "allocated_cost_per_randomized": "Cost per randomized of the segment = allocated spend / "
     "persons of the segment randomized in the period.",
     "randomized_per_1000": "Randomized per 1,000 of allocated spend (yield).",
-    "median_days_to_randomized": "Median days from lead to randomization (Kaplan-Meier) of the "
-    "period's leads that were randomized or passed the pre-screen and are still in process "
-    "(censored). Empty: fewer than half randomized yet (median not reached).",
-    "km_leads": "Leads followed for time to enrolment: randomized, or pre-screened eligible and "
-    "still in process.",
-    "open_leads": "Leads still in process (censored): eligible, not randomized, not out of the "
-    "funnel, a step within the last 60 days.",
+    "km_leads": "Leads followed for time to enrolment: randomized, or still open (no exit, a step "
+    "within the last 60 days, and the pre-screener passed or started within the last 14 days).",
+    "open_leads": "Leads still in process (censored at the latest day with data): not randomized, "
+    "no exit, a step within the last 60 days, and the pre-screener passed or started within the "
+    "last 14 days.",
     "yield_index": "Randomized per 1,000 spend / the best segment's (1 = best).",
     "speed_index": "Shortest median days to enrolment / this segment's (1 = fastest; 0 = median "
     "not reached).",
@@ -69,10 +67,18 @@ KPI_DEFINITIONS: dict[str, str] = {
     "pct_randomized_90d": "Share (%) of the leads randomized within 90 days of the lead: 1 - "
     "Kaplan-Meier, leads not randomized censored at the latest day with data. Empty when no lead "
     "was followed that long.",
-    "pct_randomized_180d": "Share (%) of the leads randomized within 180 days of the lead "
+    "pct_randomized_30d": "Share (%) of the leads randomized within 30 days of the lead "
     "(as for 90 days).",
-    "median_days_to_randomization": "Median days from lead to randomization (Kaplan-Meier). "
-    "Empty = not reached: fewer than half of the leads were randomized.",
+    "pct_randomized_60d": "Share (%) of the leads randomized within 60 days of the lead "
+    "(as for 90 days).",
+    "median_days_to_randomization": "Median days from lead to randomization (Kaplan-Meier) over "
+    "the period's leads that enrol or still can: randomized leads are events; open leads (no exit "
+    "recorded, a step within the last 60 days before the latest day with data, the pre-screener "
+    "passed or started within the last 14 days) are censored at the latest day with data. Leads "
+    "that left the funnel (pre-screen ineligible, not reachable, declined, screen fail, withdrawn "
+    "before randomization, no step for 60 days, or a pre-screener abandoned for 14 days) are not part "
+    "of it; the conversion and drop-off tables show them. Empty = not reached: fewer than half of "
+    "these leads randomized yet.",
     "median_ci_low": "Lower limit of the 95% interval of the median (Brookmeyer-Crowley, "
     "log-log band).",
     "median_ci_high": "Upper limit of the 95% interval of the median (Brookmeyer-Crowley, "
