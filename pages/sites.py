@@ -1,0 +1,220 @@
+"""Sites: which sites enrol at the pace the target needs, which never enrolled, which
+are slow to call their leads back, and where screening fails."""
+from __future__ import annotations
+
+import dash
+import dash_bootstrap_components as dbc
+import pandas as pd
+import plotly.graph_objects as go
+from dash import Input, Output, State, callback, dcc, html, no_update
+
+from cockpit import context, export, ui
+from cockpit.filters import FilterError, Filters
+from cockpit.metrics import sites
+
+dash.register_page(__name__, path="/sites", name="Sites", order=35)
+
+CARDS = [
+    ("si-active", "Active sites", "sites_active"),
+    ("si-nonenrolling", "Non-enrolling sites", "non_enrolling"),
+    ("si-slow", "Slow to contact leads", "slow_contact"),
+    ("si-rate", "Randomized per site-month", "randomized_per_site_month"),
+    ("si-onpace", "Sites at the needed pace", "sites_on_pace"),
+]
+HEADERS = {
+    "rank": "Rank", "site_id": "Site id", "site_name": "Site", "study_id": "Study",
+    "country": "Country", "activation_date": "Activated", "months_active": "Months active",
+    "status": "Status", "randomized": "Randomized", "site_months": "Site-months",
+    "randomized_per_site_month": "Randomized per site-month", "needed_pace": "Needed pace",
+    "pct_of_needed_pace": "% of needed pace", "planned_pace": "Planned pace",
+    "randomized_since_activation": "Randomized since activation", "non_enrolling": "Non-enrolling",
+    "leads": "Leads", "to_contact": "Leads to call",
+    "median_working_days_to_contact": "Median working days to contact",
+    "pct_contacted_within_2wd": "% reached within 2 working days",
+    "waiting_for_contact": "Waiting for a call", "slow_contact": "Slow contact",
+    "screened": "Screened", "screen_failed": "Screen failed", "screen_fail_rate": "Screen-fail rate",
+}
+PERCENT = {"pct_of_needed_pace": 0, "pct_contacted_within_2wd": 1, "screen_fail_rate": 1}
+DECIMALS = {"months_active": 1, "site_months": 1, "randomized_per_site_month": 2,
+            "needed_pace": 2, "planned_pace": 2, "median_working_days_to_contact": 1}
+# colours of the highlighting (Bootstrap's danger / warning tints), also used by the chart
+RED, RED_BG = "#dc3545", "#f8d7da"
+ORANGE, ORANGE_BG = "#fd7e14", "#ffe5d0"
+BLUE, LIGHT_BLUE, GREY = "#3d8bfd", "#9ec5fe", "#adb5bd"
+MANY_SITES = 30  # above this the chart shows site ids only
+TIPS = {"status": "ok; non-enrolling (active, nobody randomized since activation); slow contact "
+        "(median over 2 working days to first contact); or not yet active."}
+SLOW_CELLS = {"median_working_days_to_contact", "pct_contacted_within_2wd", "waiting_for_contact"}
+
+
+def layout(**_query) -> html.Div:
+    table = ui.table_block("si-table", "Site ranking")
+    grid = table.children[1]
+    # a non-enrolling site's whole row is tinted; not-yet-active sites are greyed out
+    grid.getRowStyle = {"styleConditions": [
+        {"condition": "params.data.non_enrolling", "style": {"backgroundColor": RED_BG}},
+        {"condition": "params.data.status === 'not yet active'", "style": {"color": "#999"}},
+    ]}
+    return html.Div([
+        html.H3("Sites"),
+        html.P(
+            "Enrolment rate = randomized in the period / months the site was active in the period. "
+            "The needed pace is what every active site of the study must randomize per month from "
+            "now on to reach the target by the planned end: (target - randomized so far) / (active "
+            "sites x months left). Contact times count working days (Monday to Friday) from the "
+            "lead to the site's first contact. Channel and segment filters restrict the persons "
+            "counted; 'non-enrolling' is about the site, over all its data. Hover a title for its "
+            "definition; click a column title to sort.",
+            className="page-note",
+        ),
+        dbc.Row([ui.kpi_card(cid, title, key) for cid, title, key in CARDS]),
+        html.H5("Randomized per site-month against the pace the target needs"),
+        ui.graph("si-pace"),
+        html.Div([
+            html.Span("Highlighted: ", className="me-2"),
+            html.Span("non-enrolling site (active, nobody randomized since activation)",
+                      className="px-2 me-2", style={"backgroundColor": RED_BG}),
+            html.Span(f"slow contact (median over {sites.CONTACT_STANDARD_WORKING_DAYS} working days "
+                      f"on at least {sites.MIN_CONTACTS_TO_JUDGE} contacts)",
+                      className="px-2 me-2", style={"backgroundColor": ORANGE_BG}),
+            html.Span("below the needed pace", className="px-2", style={"color": RED, "fontWeight": 600}),
+        ], className="page-note mb-2"),
+        table,
+    ])
+
+
+# ---------------------------------------------------------------- formatting
+
+def grid_columns(frame: pd.DataFrame) -> list[dict]:
+    """Readable titles and formats; highlighting of slow contact and pace below need;
+    definitions on hover from ``ui.column_defs``."""
+    defs = ui.column_defs(frame, HEADERS)
+    for spec in defs:
+        field = spec["field"]
+        if field in TIPS:
+            spec.setdefault("headerTooltip", TIPS[field])
+        if field in PERCENT:
+            spec["valueFormatter"] = {"function": f"params.value == null ? '—' : d3.format('.{PERCENT[field]}f')(params.value) + '%'"}
+        elif field in DECIMALS:
+            spec["valueFormatter"] = {"function": f"params.value == null ? '—' : d3.format('.{DECIMALS[field]}f')(params.value)"}
+        elif field in ("non_enrolling", "slow_contact"):
+            spec["valueFormatter"] = {"function": "params.value ? 'yes' : ''"}
+        elif spec.get("type") == "rightAligned":
+            spec["valueFormatter"] = {"function": "params.value == null ? '—' : d3.format(',')(params.value)"}
+        if field in SLOW_CELLS or field == "slow_contact":
+            spec["cellStyle"] = {"styleConditions": [
+                {"condition": "params.data.slow_contact", "style": {"backgroundColor": ORANGE_BG}}]}
+        if field in ("randomized_per_site_month", "pct_of_needed_pace"):
+            spec["cellStyle"] = {"styleConditions": [
+                {"condition": "params.data.pct_of_needed_pace != null && params.data.pct_of_needed_pace < 100",
+                 "style": {"color": RED, "fontWeight": 600}}]}
+        if field == "status":
+            spec["minWidth"] = 190
+            spec["cellStyle"] = {"styleConditions": [
+                {"condition": "params.data.slow_contact && !params.data.non_enrolling",
+                 "style": {"backgroundColor": ORANGE_BG}}]}
+        if spec.get("type") == "rightAligned":
+            spec["minWidth"] = 140
+        if field == "activation_date":
+            spec["minWidth"] = 120
+        if field in ("rank", "site_name"):
+            spec["pinned"] = "left"
+        if field == "rank":
+            # rows arrive ranked (sites not yet active last); no filter keeps the column narrow
+            spec.update({"filter": False, "minWidth": 80, "maxWidth": 90})
+        if field == "site_name":
+            spec["minWidth"] = 240
+    return defs
+
+
+def _fmt_rate(value) -> str:
+    return "—" if value is None or pd.isna(value) else f"{value:.2f}"
+
+
+def _pace_figure(table: pd.DataFrame) -> go.Figure:
+    """Bars: each active site's rate, coloured by its flag; dashes: its study's needed
+    pace (black) and planned pace (grey)."""
+    active = table[table["status"] != "not yet active"].sort_values(
+        ["study_id", "randomized_per_site_month"], ascending=[True, False])
+    many = len(active) > MANY_SITES
+    # with many sites the names would overlap: ids on the axis, names on hover
+    labels = (active["site_id"].tolist() if many
+              else [f"{s} · {n}" for s, n in zip(active["site_id"], active["site_name"])])
+    names = [f"{s} · {n}" for s, n in zip(active["site_id"], active["site_name"])]
+    below = active["pct_of_needed_pace"].astype(float) < 100  # NaN (no needed pace): not below
+    colors = [RED if ne else ORANGE if slow else LIGHT_BLUE if low else BLUE
+              for ne, slow, low in zip(active["non_enrolling"], active["slow_contact"], below)]
+    hover = [
+        f"{lab}<br>study {st}<br>{_fmt_rate(r)} randomized per site-month "
+        f"({n} in {m:.1f} site-months)<br>needed pace {_fmt_rate(need)}, planned {_fmt_rate(plan)}"
+        f"<br>status: {status}"
+        for lab, st, r, n, m, need, plan, status in zip(
+            names, active["study_id"], active["randomized_per_site_month"], active["randomized"],
+            active["site_months"].fillna(0), active["needed_pace"], active["planned_pace"], active["status"])
+    ]
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=labels, y=active["randomized_per_site_month"], marker={"color": colors},
+                         name="randomized per site-month", hovertext=hover, hoverinfo="text",
+                         text=None if many else [_fmt_rate(r) for r in active["randomized_per_site_month"]],
+                         textposition="outside", cliponaxis=False, showlegend=False))
+    fig.add_trace(go.Scatter(x=labels, y=active["needed_pace"], mode="markers", name="needed pace (study)",
+                             marker={"symbol": "line-ew-open", "size": 24, "color": "#212529",
+                                     "line": {"width": 3}}, hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=labels, y=active["planned_pace"], mode="markers", name="planned pace (study)",
+                             marker={"symbol": "line-ew-open", "size": 24, "color": GREY,
+                                     "line": {"width": 2}}, hoverinfo="skip"))
+    for name, color in (("at or above needed pace", BLUE), ("below needed pace", LIGHT_BLUE),
+                        ("slow contact", ORANGE), ("non-enrolling", RED)):
+        fig.add_trace(go.Bar(x=[None], y=[None], marker={"color": color}, name=name))
+    _study_bands(fig, active, labels)
+    fig.update_layout(margin={"l": 50, "r": 10, "t": 70, "b": 60 if many else 120}, height=480,
+                      barmode="overlay",
+                      yaxis_title="randomized per site-month",
+                      xaxis={"tickangle": -90 if many else -45, "tickfont": {"size": 9 if many else 12}},
+                      legend={"orientation": "h", "y": 1.2, "yanchor": "bottom"})
+    return fig
+
+
+def _study_bands(fig: go.Figure, active: pd.DataFrame, labels: list[str]) -> None:
+    """Light separators and a caption per study, so that each study's sites sit together."""
+    studies = active["study_id"].tolist()
+    start = 0
+    for i in range(1, len(studies) + 1):
+        if i == len(studies) or studies[i] != studies[start]:
+            fig.add_annotation(x=(start + i - 1) / 2, y=1.0, yref="paper", text=studies[start],
+                               showarrow=False, font={"size": 11, "color": "#555"}, yanchor="bottom")
+            if i < len(studies):
+                fig.add_vline(x=i - 0.5, line={"color": "#ced4da", "width": 1, "dash": "dot"})
+            start = i
+
+
+# ---------------------------------------------------------------- callbacks
+
+@callback(
+    [Output(cid, "children") for cid, _, _ in CARDS]
+    + [Output("si-pace", "figure"), Output("si-table", "rowData"), Output("si-table", "columnDefs")],
+    Input("url", "search"),
+)
+def refresh(search):
+    """Cards, pace chart and the ranking."""
+    try:
+        f = Filters.from_query(search)
+    except FilterError:
+        return [no_update] * (len(CARDS) + 3)
+    con = context.reader()
+    table = sites.site_table(con, f)
+    s = sites.summary(table)
+    cards = [
+        ui.fmt_int(s["active_sites"]), ui.fmt_int(s["non_enrolling"]), ui.fmt_int(s["slow_contact"]),
+        _fmt_rate(s["randomized_per_site_month"]),
+        f"{s['on_needed_pace']} of {s['with_needed_pace']}" if s["with_needed_pace"] else "—",
+    ]
+    return [*cards, _pace_figure(table), ui.records(table), grid_columns(table)]
+
+
+@callback(Output("si-table-download", "data"), Input("si-table-export", "n_clicks"),
+          State("url", "search"), prevent_initial_call=True)
+def download(_clicks, search):
+    f = Filters.from_query(search)
+    table = sites.site_table(context.reader(), f)
+    return dcc.send_string(export.to_csv(table), export.filename("sites", f))
