@@ -1,0 +1,171 @@
+"""Segments: yield and speed per age band, and which segment to prioritise."""
+from __future__ import annotations
+
+import dash
+import dash_bootstrap_components as dbc
+import pandas as pd
+import plotly.graph_objects as go
+from dash import Input, Output, State, callback, dcc, html, no_update
+
+from cockpit import context, export, ui
+from cockpit.filters import FilterError, Filters
+from cockpit.metrics import segments
+
+dash.register_page(__name__, path="/segments", name="Segments", order=40)
+
+HEADERS = {
+    "segment_id": "Segment id", "segment": "Segment", "leads": "Leads",
+    "eligible_rate_pct": "Eligible rate", "eligible": "Eligible", "consented": "Consented",
+    "randomized": "Randomized", "allocated_spend": "Spend (allocated)",
+    "allocated_cost_per_randomized": "Cost per randomized (allocated)",
+    "randomized_per_1000": "Randomized per €1,000",
+    "median_days_to_randomization": "Median days to randomization",
+    "km_leads": "Leads followed", "open_leads": "Still open (censored)",
+    "yield_index": "Yield index", "speed_index": "Speed index", "priority": "Priority",
+    "caution": "Caution",
+}
+FORMATS = {
+    "allocated_spend": "params.value == null ? '—' : '€' + d3.format(',.0f')(params.value)",
+    "allocated_cost_per_randomized": "params.value == null ? '—' : '€' + d3.format(',.0f')(params.value)",
+    "eligible_rate_pct": "params.value == null ? '—' : d3.format('.1f')(params.value) + '%'",
+    "randomized_per_1000": "params.value == null ? '—' : d3.format('.2f')(params.value)",
+    "median_days_to_randomization": "params.value == null ? 'not reached' : d3.format('.1f')(params.value)",
+    "yield_index": "params.value == null ? '—' : d3.format('.2f')(params.value)",
+    "speed_index": "params.value == null ? '—' : d3.format('.2f')(params.value)",
+    "priority": "params.value == null ? '—' : d3.format('.0f')(params.value)",
+}
+NO_SPEND_NOTE = ("Spend, cost, yield and priority are not shown: spend is recorded per study and "
+                 "channel and can be allocated to segments, but not to sites, and a site filter is set.")
+
+
+def layout(**_query) -> html.Div:
+    return html.Div([
+        html.H3("Segments"),
+        html.P(
+            "Which age band to prioritise: how many randomized patients each segment yields per "
+            "€1,000 and how fast its leads get randomized. Counts are of the period, each stage on "
+            "the day it was reached. Hover a column title for its definition.",
+            className="page-note",
+        ),
+        dbc.Card(dbc.CardBody([
+            html.Div([html.B("Priority score. "), segments.PRIORITY_FORMULA]),
+            html.Div([html.B("Spend per segment. "), segments.ALLOCATION_METHOD], className="mt-1"),
+            html.Div([html.B("Time to enrolment. "), segments.KM_METHOD], className="mt-1"),
+        ]), className="page-note mb-3"),
+        html.Div(id="sg-spend-note", className="page-note mb-2"),
+        dbc.Row([
+            dbc.Col([
+                html.H5("Yield against speed"),
+                html.P("Median days from lead to randomization (left is faster) against randomized "
+                       "per €1,000 (up is cheaper); bubble size is leads. Top left is best.",
+                       className="page-note"),
+                ui.graph("sg-scatter"),
+            ], lg=7),
+            dbc.Col([
+                html.H5("Priority score"),
+                html.P(f"100 = cheapest and fastest segment (formula above). Light bars rest on fewer "
+                       f"than {segments.MIN_RANDOMIZED} randomized patients.", className="page-note"),
+                ui.graph("sg-priority"),
+            ], lg=5),
+        ], className="mb-3"),
+        ui.table_block("sg-table", "Segments"),
+    ])
+
+
+def _scatter_figure(table: pd.DataFrame) -> go.Figure:
+    shown = table.dropna(subset=["median_days_to_randomization", "randomized_per_1000"])
+    fig = go.Figure(go.Scatter(
+        x=shown["median_days_to_randomization"], y=shown["randomized_per_1000"], mode="markers+text",
+        text=shown["segment"], textposition="top center",
+        marker={"size": shown["leads"], "sizemode": "area", "color": "#0d6efd", "opacity": 0.6,
+                "sizeref": 2.0 * max(shown["leads"].max() if len(shown) else 1, 1) / 60 ** 2, "sizemin": 6},
+        customdata=shown[["leads", "randomized"]].to_numpy(),
+        hovertemplate="<b>%{text}</b><br>median %{x:.1f} days to randomized<br>"
+                      "%{y:.2f} randomized per €1,000<br>leads %{customdata[0]:,}, "
+                      "randomized %{customdata[1]:,}<extra></extra>",
+    ))
+    missing = table.loc[~table.index.isin(shown.index), "segment"].tolist()
+    title = ("Not plotted (median not reached or no spend): " + ", ".join(missing)) if missing else None
+    fig.update_layout(height=400, margin={"l": 50, "r": 10, "t": 40 if title else 10, "b": 40},
+                      xaxis_title="median days from lead to randomized",
+                      yaxis_title="randomized per €1,000", title={"text": title, "font": {"size": 12}})
+    return fig
+
+
+def _priority_figure(table: pd.DataFrame) -> go.Figure:
+    rows = table.dropna(subset=["priority"]).sort_values("priority")
+    uncertain = rows["caution"] != ""
+    fig = go.Figure(go.Bar(
+        y=rows["segment"], x=rows["priority"], orientation="h",
+        marker_color=["#9ec5fe" if u else "#0a58ca" for u in uncertain],
+        text=[f"{v:.0f}" + (f" ({c})" if c else "") for v, c in zip(rows["priority"], rows["caution"])],
+        textposition="outside", cliponaxis=False,
+        customdata=rows[["yield_index", "speed_index"]].to_numpy(),
+        hovertemplate="<b>%{y}</b><br>priority %{x:.0f}<br>yield index %{customdata[0]:.2f}"
+                      "<br>speed index %{customdata[1]:.2f}<extra></extra>",
+    ))
+    fig.update_layout(height=400, margin={"l": 10, "r": 30, "t": 30, "b": 40},
+                      xaxis={"title": "priority score", "range": [0, 160], "tickvals": [0, 25, 50, 75, 100]},
+                      yaxis={"automargin": True})
+    return fig
+
+
+def _spend_note(summary: dict | None) -> str:
+    if summary is None:
+        return NO_SPEND_NOTE
+    if summary["total"] <= 0:
+        return "No spend in the period."
+    text = (f"Spend in the period: {_euros(summary['total'])}, of which "
+            f"{_euros(summary['by_week'])} allocated by the week's leads and "
+            f"{_euros(summary['by_period'])} by the period's leads.")
+    if summary["unallocated"] > 0:
+        text += (f" {_euros(summary['unallocated'])} is not allocated: its study and channel "
+                 "brought no lead in the period.")
+    return text
+
+
+def _euros(value: float) -> str:
+    return f"€{value:,.0f}"
+
+
+def grid_columns(frame: pd.DataFrame) -> list[dict]:
+    """Readable titles and number formats; the definitions on hover come from ``ui.column_defs``."""
+    defs = ui.column_defs(frame, HEADERS)
+    for spec in defs:
+        field = spec["field"]
+        if field in FORMATS:
+            spec["valueFormatter"] = {"function": FORMATS[field]}
+        elif spec.get("type") == "rightAligned":  # counts: thousands separated
+            spec["valueFormatter"] = {"function": "params.value == null ? '—' : d3.format(',')(params.value)"}
+        if field == "segment_id":
+            spec["hide"] = True
+        if field == "segment":
+            spec["pinned"] = "left"
+            spec["minWidth"] = 160
+        if field == "caution":
+            spec["minWidth"] = 200
+    return defs
+
+
+@callback(
+    Output("sg-spend-note", "children"), Output("sg-scatter", "figure"), Output("sg-priority", "figure"),
+    Output("sg-table", "rowData"), Output("sg-table", "columnDefs"),
+    Input("url", "search"),
+)
+def refresh(search):
+    try:
+        f = Filters.from_query(search)
+    except FilterError:
+        return [no_update] * 5
+    table, summary = segments.segment_report(context.reader(), f)
+    return (_spend_note(summary), _scatter_figure(table), _priority_figure(table),
+            ui.records(table), grid_columns(table))
+
+
+@callback(Output("sg-table-download", "data"), Input("sg-table-export", "n_clicks"),
+          State("url", "search"), prevent_initial_call=True)
+def download(_clicks, search):
+    """The CSV of exactly the table shown, the filter in the file name."""
+    f = Filters.from_query(search)
+    table = segments.segment_table(context.reader(), f)
+    return dcc.send_string(export.to_csv(table), export.filename("segments", f))
