@@ -49,7 +49,7 @@ def _as_of_text() -> str:
     info = data_as_of(context.reader())
     if info["last_load"] is None:
         return "No data loaded yet"
-    return f"Data as of {info['latest_day']} · loaded {info['last_load']:%Y-%m-%d %H:%M} UTC"
+    return f"Data to {info['latest_day']} · loaded {info['last_load']:%d %b %H:%M} UTC"
 
 
 def _nav_pages() -> list[dict]:
@@ -65,7 +65,7 @@ def serve_layout() -> html.Div:
             dbc.Nav([dbc.NavLink(page["name"], id={"type": "nav", "path": page["path"]},
                                  href=page["path"], active="exact")
                      for page in _nav_pages()], navbar=True),
-            html.Span(_as_of_text(), id="data-as-of", className="navbar-text small ms-auto"),
+            html.Span(_as_of_text(), id="data-as-of", className="navbar-text small ms-auto text-nowrap"),
         ], fluid=True),
         color="dark", dark=True, className="mb-3",
     )
