@@ -15,6 +15,8 @@ from pathlib import Path
 import click
 
 from cockpit.commands.abtest import abtest
+from cockpit.commands.attribution import attribution
+from cockpit.commands.mix import mix
 from cockpit.store import StoreError, open_db, resolve_db_path
 
 SCALES = ("small", "medium", "large")
@@ -64,59 +66,130 @@ def generate(out: Path, seed: int, scale: str, end) -> None:
 
 
 # ------------------------------------------------------------------ load
-def _load(db: Path, source: Path) -> None:
-    from cockpit import derive
-    from cockpit.ingest import load_folder
-    from cockpit.privacy import load_key
+def _read_config(path: Path | None):
+    """The validated configuration file, or None; exits with its problems listed."""
+    if path is None:
+        return None
+    from cockpit.config import ConfigError, load_config
 
-    if not source.is_dir():
-        _fail(f"source folder {source} does not exist")
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+def _load(db: Path, source: Path | None, config_path: Path | None = None,
+          retry_quarantined: bool = False, settle_seconds: float = 0.0) -> None:
+    from cockpit import derive
+    from cockpit.config import ConfigError, FolderSource, pseudonymization_key
+    from cockpit.ingest.progress import Progress
+    from cockpit.ingest.runs import in_transaction
+    from cockpit.ingest.sources import load_source, register_sources
+    from cockpit.ingest.sql_source import SourceError
+
+    config = _read_config(config_path)
+    if source is not None:
+        if not source.is_dir():
+            _fail(f"source folder {source} does not exist")
+        sources = [FolderSource(name=str(source), path=source)]
+    elif config is not None:
+        sources = list(config.sources)
+        if not sources:
+            _fail(f"the configuration {config_path} names no sources")
+    else:
+        _fail("give the drop folder with --source DIR, or a configuration file with --config FILE")
+    try:
+        key = pseudonymization_key(config, db)
+    except ConfigError as exc:
+        _fail(str(exc))
     try:
         con = open_db(db)
     except StoreError as exc:
         _fail(str(exc))
+    progress = Progress(lambda line: click.echo(line, err=True))
+    failed = []
     try:
-        key = load_key(db)
-        started = time.perf_counter()
-        summary = load_folder(con, source, key, progress=lambda line: click.echo(line, err=True),
-                              after_load=derive.refresh)
+        if config is not None and source is None:
+            in_transaction(con, lambda: register_sources(con, sources), "recording the sources")
+        for item in sources:
+            if len(sources) > 1:
+                click.echo(f"Source {item.name}:", err=True)
+            try:
+                summary = load_source(con, item, key, after_load=derive.refresh,
+                                      settle_seconds=settle_seconds,
+                                      retry_quarantined=retry_quarantined, on_file=progress)
+            except (SourceError, FileNotFoundError, ConfigError) as exc:
+                click.echo(f"Error: source {item.name}: {exc}", err=True)
+                failed.append(item.name)
+                continue
+            click.echo(summary.text() if len(sources) == 1 else f"{item.name}: {summary.text()}")
     except StoreError as exc:
         _fail(str(exc))
     finally:
         con.close()
-    click.echo(summary.text())
-    click.echo(f"Load took {time.perf_counter() - started:.1f} s.")
+    click.echo(progress.final())
+    if failed:
+        _fail(f"{len(failed)} of {len(sources)} sources could not be loaded: {', '.join(failed)}", code=1)
+
+
+config_option = click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="Configuration file (see cockpit.example.toml): sources, schedules, key file.")
 
 
 @main.command()
 @db_option
-@click.option("--source", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Drop folder to scan (recursively) for exports.")
-def load(db: Path | None, source: Path) -> None:
-    """Load every new file of SOURCE once into the store and print a summary.
+@click.option("--source", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Drop folder to scan (recursively) for exports; with --config, only this folder "
+                   "is loaded.")
+@config_option
+@click.option("--retry-quarantined", is_flag=True,
+              help="Read again the files that have open quarantine entries, even when their bytes "
+                   "were loaded before (after the setup they refer to was fixed).")
+@click.option("--settle-seconds", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Leave files modified less than this many seconds ago for the next run "
+                   "(they may still be being written).")
+def load(db: Path | None, source: Path | None, config_path: Path | None, retry_quarantined: bool,
+         settle_seconds: float) -> None:
+    """Load every new file of SOURCE (or every source of the configuration) once into the
+    store, showing progress, and print a summary.
 
-    Rows that fail validation go to quarantine with file, row, field and reason; the
-    exit code is non-zero only when the store itself cannot be used."""
-    _load(resolve_db_path(db), source)
+    Rows that fail validation go to quarantine with file, row, field and reason. The exit
+    code is 2 when the store itself or the configuration cannot be used, 1 when a source
+    could not be read (the others are loaded), else 0."""
+    _load(resolve_db_path(db), source, config_path, retry_quarantined, settle_seconds)
 
 
 # ------------------------------------------------------------------ serve
-def _serve(db: Path, host: str, port: int, source: Path, interval: int) -> None:
+def _serve(db: Path, host: str, port: int, source: Path | None, interval: int,
+           config_path: Path | None = None) -> None:
     import waitress
 
     from app import create_app
+    from cockpit import config as settings
     from cockpit import scheduler
-    from cockpit.privacy import load_key
+    from cockpit.config import ConfigError, FolderSource, pseudonymization_key
     from cockpit.store import Store
 
+    config = _read_config(config_path)
+    if config is not None and source is None:
+        sources = list(config.sources)
+    else:
+        folder = source or Path("data/raw")
+        sources = [FolderSource(name=str(folder), path=folder, interval_seconds=interval)]
+    try:
+        key = pseudonymization_key(config, db)
+    except ConfigError as exc:
+        _fail(str(exc))
     try:
         store = Store(db)
     except StoreError as exc:
         _fail(str(exc))
-    jobs = scheduler.start(store, source, load_key(db), interval_seconds=interval)
+    settings.set_current(config)
+    jobs = scheduler.start_sources(store, sources, key)
     app = create_app(store)
-    click.echo(f"Cockpit serving {db} at http://{host}:{port}/ (watching {source} every {interval} s). "
-               "Ctrl+C stops it.")
+    watched = ", ".join(f"{s.name} every {s.interval_seconds} s" for s in sources) or "no sources"
+    click.echo(f"Cockpit serving {db} at http://{host}:{port}/ (loading {watched}). Ctrl+C stops it.")
     try:
         waitress.serve(app.server, host=host, port=port, threads=8, ident="cockpit")
     finally:
@@ -128,13 +201,16 @@ def _serve(db: Path, host: str, port: int, source: Path, interval: int) -> None:
 @db_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8050, show_default=True)
-@click.option("--source", type=click.Path(file_okay=False, path_type=Path), default=Path("data/raw"),
-              show_default=True, help="Drop folder the scheduler watches.")
+@click.option("--source", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Drop folder the scheduler watches [default: data/raw]; with --config, only "
+                   "this folder is loaded.")
 @click.option("--interval", type=click.IntRange(5), default=60, show_default=True,
-              help="Seconds between scans of the drop folder.")
-def serve(db: Path | None, host: str, port: int, source: Path, interval: int) -> None:
-    """Serve the cockpit and run the scheduled loaders."""
-    _serve(resolve_db_path(db), host, port, source, interval)
+              help="Seconds between scans of --source (configured sources have their own).")
+@config_option
+def serve(db: Path | None, host: str, port: int, source: Path | None, interval: int,
+          config_path: Path | None) -> None:
+    """Serve the cockpit and load the sources on their schedules."""
+    _serve(resolve_db_path(db), host, port, source, interval, config_path)
 
 
 # ------------------------------------------------------------------ demo
@@ -169,6 +245,8 @@ def demo(db: Path | None, host: str, port: int, scale: str, seed: int) -> None:
 
 # ------------------------------------------------------------------ feature commands
 main.add_command(abtest)
+main.add_command(attribution)
+main.add_command(mix)
 
 
 if __name__ == "__main__":
