@@ -16,6 +16,7 @@ import click
 
 from cockpit.commands.abtest import abtest
 from cockpit.commands.attribution import attribution
+from cockpit.commands.forecast import forecast
 from cockpit.commands.mix import mix
 from cockpit.store import StoreError, open_db, resolve_db_path
 
@@ -246,6 +247,7 @@ def demo(db: Path | None, host: str, port: int, scale: str, seed: int) -> None:
 # ------------------------------------------------------------------ feature commands
 main.add_command(abtest)
 main.add_command(attribution)
+main.add_command(forecast)
 main.add_command(mix)
 
 
