@@ -823,3 +823,45 @@ def test_a_run_cut_off_by_a_killed_process_is_marked_failed(con, raw):
         ("failed", "interrupted: the process ended during the run"),
         ("ok", "2 loaded, 0 already loaded, 0 rejected, 0 deferred; 0 rows of erased persons skipped")]
     assert summary.files[-1].read == 0
+
+
+# ---------------------------------------------------------------- identity stitching
+
+
+def test_one_person_through_three_channels_is_one_person_with_three_touchpoints(con, raw):
+    # Anna clicks a Facebook ad (an anonymous cookie), scans a brochure's QR code with the
+    # same phone browser, is referred by her physician, and then fills in the
+    # pre-screener (cookie and e-mail): three channels, one person.
+    write(raw, "web_events_2026-01.jsonl", jsonl(
+        {"event_id": "we-1", "ts": "2026-01-02T09:00:00Z", "visitor_id": "v-anna", "event": "ad_click",
+         "study_id": "ST-101", "utm": {"source": "fb", "campaign": "C-FB-101-01", "content": "CR-0001"}}))
+    write(raw, "qr_scans_2026-01.csv",
+          "scan_id,scanned_at,code,visitor_id\nQS-1,2026-01-03T08:00:00Z,QR-7F3A21,v-anna\n")
+    write(raw, "hcp_referrals_2026-01.csv",
+          "referral_id,referred_at,study_id,site_id,hcp_id,patient_email,patient_phone,birth_year\n"
+          f"REF-1,2026-01-04T08:00:00Z,ST-101,S-01,{HCP_NUMBER},anna.berg@example.com,,1995\n")
+    write(raw, "prescreener_2026-01.csv", PRESCREENER_HEADER
+          + f"R-1,2026-01-05T10:00:00Z,2026-01-05T10:05:00Z,ST-101,S-01,{ANNA_EMAIL},,1995,yes,,"
+            "v-anna,,,,,REF-1,\n")
+    load(con, raw)
+    hcp = hmac.new(KEY, b"hcp:LANR-123456789", hashlib.sha256).hexdigest()[:32]
+    assert rows(con, "SELECT pid FROM person") == [(ANNA,)]
+    assert rows(con, "SELECT visitor_id, pid FROM visitor_link") == [("v-anna", ANNA)]
+    assert rows(con, "SELECT touch_id, pid, kind, channel_id, campaign_id, site_id, hcp_pid "
+                     "FROM touchpoint ORDER BY ts") == [
+        ("web:we-1", ANNA, "ad_click", "facebook", "C-FB-101-01", None, None),
+        ("qr:QS-1", ANNA, "qr_scan", "paper_brochure", "C-PB-101-01", "S-01", None),
+        ("ref:REF-1", ANNA, "referral", "hcp_referral", None, "S-01", hcp)]
+    from cockpit import derive
+
+    derive.refresh(con)
+    assert rows(con, "SELECT pid, study_id, lead_ts::VARCHAR FROM journey") == [
+        (ANNA, "ST-101", "2026-01-04 08:00:00")]
+
+    # a web event of her cookie exported later joins her at once
+    write(raw, "web_events_2026-02.jsonl", jsonl(
+        {"event_id": "we-2", "ts": "2026-01-06T09:00:00Z", "visitor_id": "v-anna", "event": "page_view",
+         "study_id": "ST-101", "utm": {"source": "li"}}))
+    load(con, raw)
+    assert rows(con, "SELECT pid, channel_id FROM touchpoint WHERE touch_id = 'web:we-2'") == [
+        (ANNA, "linkedin")]

@@ -49,8 +49,9 @@ class LoadContext:
     key: bytes
     now: datetime  # naive UTC: nothing dated after it is accepted
     run_id: int
-    file: str  # path relative to the drop folder
+    file: str  # path relative to the drop folder ('sql:<name>' for a SQL source)
     kind: str
+    location: str = ""  # the source, as load_run.source names it
 
     @property
     def now_sql(self) -> str:

@@ -3,9 +3,8 @@ channels (by id or by UTM source), campaigns and creatives by the names the ad
 platforms print, and the channel of a kind (HCP referral, screening event)."""
 from __future__ import annotations
 
-import duckdb
-
 from .sqltext import lit
+
 
 def channel_joins(alias: str, expr: str) -> str:
     """LEFT JOINs that resolve ``expr`` as a channel id and as a UTM source."""

@@ -58,3 +58,44 @@ def quarantine_file(ctx: LoadContext, reason: str) -> None:
         f"INSERT INTO quarantine ({_COLUMNS}) VALUES (?, ?, ?, 0, NULL, ?, NULL, {_CREATED})",
         [ctx.run_id, ctx.file, ctx.kind, reason],
     )
+
+
+# ---------------------------------------------------------------- resolution
+
+_RESOLVE = ("INSERT INTO quarantine_resolution (quarantine_id, run_id, resolved_at) "
+            "SELECT q.quarantine_id, ?, timezone('UTC', now()) FROM quarantine q ")
+_OPEN = ("NOT EXISTS (SELECT 1 FROM quarantine_resolution z "
+         "WHERE z.quarantine_id = q.quarantine_id)")
+
+
+def resolve_file(ctx: LoadContext) -> None:
+    """Close the open entries of this file left by earlier runs of the same source: the
+    file is being read again (new bytes under the same name, or a retry), and whatever
+    is still wrong with it gets new entries."""
+    ctx.con.execute(
+        _RESOLVE + "JOIN load_run r ON r.run_id = q.run_id "
+        f"WHERE r.source = ? AND q.file = ? AND q.run_id < ? AND {_OPEN}",
+        [ctx.run_id, ctx.location, ctx.file, ctx.run_id])
+
+
+def resolve_ids(ctx: LoadContext, field: Field) -> None:
+    """Close the open entries of a SQL source whose row id (``field``, as kept in the
+    entry's raw JSON) is staged again now: the row was corrected at the source."""
+    path = "$." + json_key(field.source)
+    ctx.con.execute(
+        _RESOLVE + f"WHERE q.file = ? AND q.run_id <= ? AND {_OPEN} AND "
+        f"json_extract_string(q.raw, {lit(path)}) IN (SELECT {ident(field.name)} FROM {STAGE})",
+        [ctx.run_id, ctx.file, ctx.run_id])
+
+
+def json_key(name: str) -> str:
+    """A JSON path member for a key that may hold dots or spaces."""
+    return '"' + name.replace('"', '\\"') + '"'
+
+
+def open_files(con, location: str) -> set[str]:
+    """Files of the source at ``location`` that have open quarantine entries."""
+    rows = con.execute(
+        "SELECT DISTINCT q.file FROM quarantine q JOIN load_run r ON r.run_id = q.run_id "
+        f"WHERE r.source = ? AND {_OPEN}", [location]).fetchall()
+    return {row[0] for row in rows}

@@ -4,18 +4,19 @@ all), record the run in ``load_run``, and rebuild derived tables afterwards."""
 from __future__ import annotations
 
 import os
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 import duckdb
 
-from cockpit.store import StoreError
-
 from . import ads, consent, costs, leads, pipeline, web
 from .context import FileCounts, FileRejected, LoadContext
 from .files import FoundFile, discover, known_sha256, remember_sha256, sha256_hex
-from .quarantine import quarantine_file
+from .quarantine import open_files, quarantine_file, resolve_file
+from .runs import AfterLoad, execute, in_transaction, rebuild_derived, rollback, run_failed
+from .runs import finish_run, start_run, store_failure
 from .setup import load_setup
 from .summary import FileResult, LoadSummary
 from .tabular import TableSpec, load_table
@@ -27,53 +28,69 @@ TABLE_SPECS: dict[str, TableSpec] = {spec.kind: spec for spec in (
 # DuckDB errors that mean the input could not be parsed, not that the store failed.
 _PARSE_ERRORS = (duckdb.InvalidInputException, duckdb.ConversionException)
 
+OnFile = Callable[[int, int, FileResult], None]
+
 
 class _FileChanged(Exception):
     """The file changed between hashing and loading (still being written)."""
 
 
+def folder_location(source: Path) -> str:
+    """How load runs name a drop folder: its absolute path, so that runs of the same
+    folder agree whether it was given relative or absolute."""
+    return str(Path(source).resolve())
+
+
 def load_folder(con: duckdb.DuckDBPyConnection, source: Path, key: bytes,
                 progress: Callable[[str], None] | None = None,
-                after_load: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
-                now: datetime | None = None) -> LoadSummary:
+                after_load: AfterLoad | None = None,
+                now: datetime | None = None, *, settle_seconds: float = 0.0,
+                retry_quarantined: bool = False, on_file: OnFile | None = None) -> LoadSummary:
     """Load every new export under ``source`` into the store behind ``con``.
 
     Files are taken in dependency order (setup, ad exports and offline costs, web
     events and QR scans, pre-screener, referrals, screening events, consent, site
-    pipeline; by path within a kind). A file whose bytes were loaded before is skipped.
-    ``key`` is the pseudonymization key; ``now`` (default: the current UTC time) is the
-    limit for dates and timestamps. ``after_load(con)`` runs in its own transaction when
-    at least one file was loaded. Raises StoreError when the store fails; the run is
-    then marked failed and nothing of the file being loaded remains.
+    pipeline; by path within a kind). A file whose bytes were loaded before is skipped,
+    unless ``retry_quarantined`` and the file has open quarantine entries: it is then
+    read again (after the setup was fixed, say), and its old entries are closed.
+    A file modified less than ``settle_seconds`` ago may still be being written: it
+    is deferred to the next run. ``key`` is the pseudonymization key; ``now``
+    (default: the current UTC time) is the limit for dates and timestamps.
+    ``after_load(con)`` runs in its own transaction when a file was loaded (or an
+    earlier run was cut off before it ran). ``progress`` gets one line per file,
+    ``on_file(number, total, result)`` the result. Raises StoreError when the store
+    fails; the run is then marked failed and nothing of the file being loaded remains.
     """
     source = Path(source)
     if not source.is_dir():
         raise FileNotFoundError(f"The drop folder {source} does not exist or is not a folder.")
-    limit = _naive_utc(now or datetime.now(timezone.utc))
+    limit = naive_utc(now or datetime.now(timezone.utc))
+    location = folder_location(source)
     files = discover(source)
-    run_id = _start_run(con, source)
+    run_id = start_run(con, location)
     summary = LoadSummary(run_id=run_id, files_seen=len(files))
     try:
+        retry = open_files(con, location) if retry_quarantined else set()
         for number, found in enumerate(files, 1):
-            result = _load_file(con, found, key, limit, run_id)
+            ctx = LoadContext(con=con, key=key, now=limit, run_id=run_id, file=found.rel,
+                              kind=found.kind, location=location)
+            result = _load_file(ctx, found, settle_seconds, found.rel in retry)
             summary.add(result)
             if progress:
                 progress(f"[{number}/{len(files)}] {result.line()}")
-        if summary.files_loaded and after_load is not None:
-            _in_transaction(con, lambda: after_load(con), "rebuilding derived tables")
+            if on_file:
+                on_file(number, len(files), result)
+        rebuild_derived(con, summary, after_load)
         summary.status = "ok"
-        _finish_run(con, summary)
+        finish_run(con, summary)
     except BaseException as exc:
-        summary.status = "failed"
-        summary.message = str(exc)
-        _finish_run_quietly(con, summary)
-        if isinstance(exc, duckdb.Error):
-            raise StoreError(f"The load run {run_id} failed in the store: {exc}") from exc
+        run_failed(con, summary, exc)
         raise
     return summary
 
 
-def _naive_utc(moment: datetime) -> datetime:
+def naive_utc(moment: datetime) -> datetime:
+    """``moment`` as a naive UTC datetime (naive input is taken as UTC already)."""
     if moment.tzinfo is not None:
         moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
     return moment
@@ -81,51 +98,63 @@ def _naive_utc(moment: datetime) -> datetime:
 
 # ---------------------------------------------------------------- one file
 
-def _load_file(con: duckdb.DuckDBPyConnection, found: FoundFile, key: bytes, now: datetime,
-               run_id: int) -> FileResult:
-    ctx = LoadContext(con=con, key=key, now=now, run_id=run_id, file=found.rel, kind=found.kind)
+def _load_file(ctx: LoadContext, found: FoundFile, settle_seconds: float,
+               retry: bool) -> FileResult:
+    con = ctx.con
     try:
         before = found.path.stat()
+        if settle_seconds > 0:
+            age = time.time() - before.st_mtime
+            if age < settle_seconds:
+                return FileResult(found.rel, found.kind, "deferred", message=(
+                    f"modified {max(age, 0):.1f} s ago; it loads once it has been unchanged "
+                    f"for {settle_seconds:g} s"))
         seen = known_sha256(found.path, before)
-        if seen is not None and _already_loaded(con, seen):
+        if seen is not None and not retry and _already_loaded(con, seen):
             return FileResult(found.rel, found.kind, "skipped")
         data = found.path.read_bytes()
     except OSError as exc:
-        # Not recorded as loaded: an unreadable file is tried again next run.
+        # Not recorded as loaded: an unreadable file is tried again next run (and its
+        # entry of the previous try is closed, so one entry stays open, not one a run).
         reason = f"cannot read the file: {exc.strerror or exc}"
-        _in_transaction(con, lambda: quarantine_file(ctx, reason), f"quarantining {found.rel}")
+
+        def note() -> None:
+            resolve_file(ctx)
+            quarantine_file(ctx, reason)
+        in_transaction(con, note, f"quarantining {found.rel}")
         return FileResult(found.rel, found.kind, "deferred", message=reason)
     sha = sha256_hex(data)
     remember_sha256(found.path, before, sha)
-    if _already_loaded(con, sha):
+    if not retry and _already_loaded(con, sha):
         return FileResult(found.rel, found.kind, "skipped")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         return _reject(ctx, sha, len(data), f"file is not UTF-8 (byte 0x{data[exc.start]:02x} at "
                                             f"offset {exc.start} is not valid UTF-8)")
-    _execute(con, "BEGIN TRANSACTION", found.rel)
+    execute(con, "BEGIN TRANSACTION", f"loading {found.rel}")
     try:
+        resolve_file(ctx)
         counts = _load_content(ctx, found, text)
         if _changed(found.path, before):
             raise _FileChanged()
         _record_file(ctx, sha, len(data), counts, "loaded")
         con.execute("COMMIT")
     except FileRejected as rejected:
-        _rollback(con)
+        rollback(con)
         return _reject(ctx, sha, len(data), str(rejected))
     except _FileChanged:
-        _rollback(con)
+        rollback(con)
         return FileResult(found.rel, found.kind, "deferred",
                           message="the file changed while it was loaded; it loads next run")
     except _PARSE_ERRORS as exc:
-        _rollback(con)
+        rollback(con)
         return _reject(ctx, sha, len(data), f"cannot parse the file: {_first_line(exc)}")
     except duckdb.Error as exc:
-        _rollback(con)
-        raise StoreError(f"Loading {found.rel} failed in the store: {exc}") from exc
+        rollback(con)
+        raise store_failure(f"Loading {found.rel} failed in the store", exc) from exc
     except BaseException:
-        _rollback(con)
+        rollback(con)
         raise
     return FileResult.loaded(found.rel, found.kind, counts)
 
@@ -139,9 +168,10 @@ def _load_content(ctx: LoadContext, found: FoundFile, text: str) -> FileCounts:
 def _reject(ctx: LoadContext, sha: str, size: int, reason: str) -> FileResult:
     """Quarantine a whole file and record it, so the same bytes are not tried again."""
     def write() -> None:
+        resolve_file(ctx)
         quarantine_file(ctx, reason)
         _record_file(ctx, sha, size, FileCounts(), "rejected")
-    _in_transaction(ctx.con, write, f"rejecting {ctx.file}")
+    in_transaction(ctx.con, write, f"rejecting {ctx.file}")
     return FileResult(ctx.file, ctx.kind, "rejected", message=reason)
 
 
@@ -149,14 +179,19 @@ def _already_loaded(con: duckdb.DuckDBPyConnection, sha: str) -> bool:
     try:
         return con.execute("SELECT 1 FROM source_file WHERE sha256 = ?", [sha]).fetchone() is not None
     except duckdb.Error as exc:
-        raise StoreError(f"Cannot read source_file from the store: {exc}") from exc
+        raise store_failure("Cannot read source_file from the store", exc) from exc
 
 
 def _record_file(ctx: LoadContext, sha: str, size: int, counts: FileCounts, status: str) -> None:
+    # A retried file has the same bytes as before: its record is updated.
     ctx.con.execute(
         "INSERT INTO source_file (sha256, path, kind, size_bytes, run_id, loaded_at, rows_read, "
         "rows_accepted, rows_quarantined, status) "
-        "VALUES (?, ?, ?, ?, ?, timezone('UTC', now()), ?, ?, ?, ?)",
+        "VALUES (?, ?, ?, ?, ?, timezone('UTC', now()), ?, ?, ?, ?) "
+        "ON CONFLICT (sha256) DO UPDATE SET path = excluded.path, kind = excluded.kind, "
+        "run_id = excluded.run_id, loaded_at = excluded.loaded_at, "
+        "rows_read = excluded.rows_read, rows_accepted = excluded.rows_accepted, "
+        "rows_quarantined = excluded.rows_quarantined, status = excluded.status",
         [sha, ctx.file, ctx.kind, size, ctx.run_id, counts.read, counts.accepted,
          counts.quarantined, status])
 
@@ -171,74 +206,3 @@ def _changed(path: Path, before: os.stat_result) -> bool:
 
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
-# ---------------------------------------------------------------- transactions and the run
-
-def _execute(con: duckdb.DuckDBPyConnection, sql: str, what: str) -> None:
-    try:
-        con.execute(sql)
-    except duckdb.Error as exc:
-        raise StoreError(f"The store refused to start loading {what}: {exc}") from exc
-
-
-def _rollback(con: duckdb.DuckDBPyConnection) -> None:
-    try:
-        con.execute("ROLLBACK")
-    except duckdb.Error:
-        pass  # no transaction left to roll back (the failure ended it)
-
-
-def _in_transaction(con: duckdb.DuckDBPyConnection, work: Callable[[], object], what: str) -> None:
-    """Run ``work`` in a transaction of its own; a store failure becomes StoreError."""
-    _execute(con, "BEGIN TRANSACTION", what)
-    try:
-        work()
-        con.execute("COMMIT")
-    except duckdb.Error as exc:
-        _rollback(con)
-        raise StoreError(f"The store failed while {what}: {exc}") from exc
-    except BaseException:
-        _rollback(con)
-        raise
-
-
-def _start_run(con: duckdb.DuckDBPyConnection, source: Path) -> int:
-    try:
-        con.execute("SET TimeZone = 'UTC'")  # timestamps without zone are UTC
-        # One writer per store, so a run still 'running' now was cut off (process killed);
-        # its file transactions were never committed.
-        con.execute("UPDATE load_run SET status = 'failed', finished_at = timezone('UTC', now()), "
-                    "message = 'interrupted: the process ended during the run' "
-                    "WHERE status = 'running'")
-        return con.execute(
-            "INSERT INTO load_run (started_at, status, source) "
-            "VALUES (timezone('UTC', now()), 'running', ?) RETURNING run_id",
-            [str(source)]).fetchone()[0]
-    except duckdb.Error as exc:
-        raise StoreError(f"Cannot start a load run in the store: {exc}") from exc
-
-
-def _finish_run(con: duckdb.DuckDBPyConnection, summary: LoadSummary) -> None:
-    message = summary.message or (
-        f"{summary.files_loaded} loaded, {summary.files_skipped} already loaded, "
-        f"{summary.files_rejected} rejected, {summary.files_deferred} deferred; "
-        f"{summary.rows_erased} rows of erased persons skipped")
-    con.execute(
-        "UPDATE load_run SET finished_at = timezone('UTC', now()), status = ?, files_seen = ?, "
-        "files_loaded = ?, files_skipped = ?, files_rejected = ?, files_deferred = ?, "
-        "rows_read = ?, rows_accepted = ?, rows_quarantined = ?, rows_erased = ?, "
-        "rows_ignored = ?, message = ? WHERE run_id = ?",
-        [summary.status, summary.files_seen, summary.files_loaded, summary.files_skipped,
-         summary.files_rejected, summary.files_deferred, summary.rows_read,
-         summary.rows_accepted, summary.rows_quarantined, summary.rows_erased,
-         summary.rows_ignored, message, summary.run_id])
-
-
-def _finish_run_quietly(con: duckdb.DuckDBPyConnection, summary: LoadSummary) -> None:
-    """Mark the run failed if the store still lets us; the original error is what matters."""
-    _rollback(con)
-    try:
-        _finish_run(con, summary)
-    except duckdb.Error:
-        pass

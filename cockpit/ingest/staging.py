@@ -8,7 +8,8 @@ from pathlib import Path
 import duckdb
 
 from .context import Issue
-from .sqltext import lit
+from .frames import python_rows
+from .sqltext import ident, lit
 
 _GLOB_CHARS = "*?[]{}"
 _REJECTS = "ingest_rejects"
@@ -60,3 +61,16 @@ def create_from_csv(con: duckdb.DuckDBPyConnection, table: str, select: str, pat
     con.execute(f"DROP TABLE IF EXISTS {_REJECTS}")
     con.execute(f"DROP TABLE IF EXISTS {_REJECT_SCANS}")
     return broken
+
+
+def stage_values(con: duckdb.DuckDBPyConnection, table: str, fields: tuple[Field, ...],
+                 rownums: list[int], values: dict[str, list], trim: bool = True) -> Staged:
+    """Stage rows read in Python (one list of text values per field name, the data row
+    number of each in ``rownums``) as the staging table ``table``, as the file readers
+    do: every value text, trimmed and empty as NULL when ``trim``."""
+    columns = {"_row": ("BIGINT", rownums),
+               **{f.name: ("VARCHAR", values[f.name]) for f in fields}}
+    select = ", ".join(f"{value_sql(ident(f.name), trim)} AS {ident(f.name)}" for f in fields)
+    with python_rows(con, columns) as source:
+        con.execute(f"CREATE TEMP TABLE {table} AS SELECT _row, {select} FROM {source}")
+    return Staged(rows=len(rownums), issues=[], row_sql="s._row")

@@ -58,6 +58,8 @@ class LoadSummary:
     status: str = "running"
     message: str | None = None
     files: list[FileResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # warnings worth keeping with the run
+    unit: str = "files"  # what a run of this source reads: files, or batches of SQL rows
 
     def add(self, result: FileResult) -> None:
         """Count one file's result in."""
@@ -73,7 +75,7 @@ class LoadSummary:
 
     def text(self) -> str:
         """Summary lines for the command line."""
-        files = (f"Load run {self.run_id} {self.status}: {self.files_seen:,} files seen, "
+        files = (f"Load run {self.run_id} {self.status}: {self.files_seen:,} {self.unit} seen, "
                  f"{self.files_loaded:,} loaded, {self.files_skipped:,} already loaded, "
                  f"{self.files_rejected:,} rejected")
         if self.files_deferred:
@@ -87,6 +89,7 @@ class LoadSummary:
         lines = [files, rows]
         if self.rows_quarantined or self.files_rejected:
             lines.append(f"See the quarantine table (run_id = {self.run_id}) for the reasons.")
+        lines.extend(self.notes)
         if self.message and self.status != "ok":
             lines.append(self.message)
         return "\n".join(lines)

@@ -12,7 +12,7 @@ from .people import ERASED, add_pids
 from .quarantine import quarantine_rows
 from .csv_reader import stage_csv
 from .jsonl_reader import stage_jsonl
-from .staging import Field
+from .staging import Field, Staged
 from .validate import DuplicateKey, Rule, build_verdict, create_accepted, flag_duplicates
 
 
@@ -44,11 +44,17 @@ class TableSpec:
 def load_table(ctx: LoadContext, spec: TableSpec, path: Path, text: str) -> FileCounts:
     """Load one export of ``spec``'s kind within the caller's transaction. (On failure
     the caller rolls back, which also removes the temporary tables made here.)"""
-    con = ctx.con
     if spec.fmt == "csv":
         staged = stage_csv(ctx, path, text, spec.fields, spec.trim)
     else:
         staged = stage_jsonl(ctx, path, text, spec.fields, spec.trim)
+    return load_staged(ctx, spec, staged)
+
+
+def load_staged(ctx: LoadContext, spec: TableSpec, staged: Staged) -> FileCounts:
+    """Validate, quarantine and write rows already in the staging table, whatever they
+    were read from (a file, a SQL source): the one path every row takes."""
+    con = ctx.con
     if spec.contacts:
         add_pids(ctx, *spec.contacts, hcp=spec.hcp)
     build_verdict(ctx, spec.relation(ctx), spec.rules(ctx), spec.ignore,

@@ -1,0 +1,138 @@
+"""Loader throughput per export kind, against DuckDB's own reader of the same files.
+
+    python benchmarks/load.py [--scale small|medium|large] [--raw DIR]
+
+Generates the demo exports at the chosen scale (or reads them from --raw), loads them
+through the real loaders into a fresh DuckDB file, timing each file, and reads the same
+files of each kind with DuckDB's read_csv / read_json into a table. Prints rows per
+second of both and their ratio (loader / DuckDB). It measures and prints; it does not
+pass or fail.
+
+The loader does far more than parse: it validates every row, pseudonymizes contacts
+(HMAC in Python), writes quarantine and upserts into keyed tables, one transaction per
+file. DuckDB's reader only parses (every column as text for CSV, as the loader stages
+them; JSON with its own type detection).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import duckdb  # noqa: E402
+
+from cockpit import derive  # noqa: E402
+from cockpit.ingest import discover, load_folder  # noqa: E402
+from cockpit.ingest.summary import FileResult  # noqa: E402
+from cockpit.store import open_db  # noqa: E402
+
+KEY = b"benchmark-key"
+# DuckDB reading the files of a kind as the loader does: CSV values as text; the
+# Google Ads report has two title lines and a Total line.
+CSV_OPTIONS = "header = true, all_varchar = true"
+GOOGLE_OPTIONS = "header = true, all_varchar = true, skip = 2"
+
+
+def generate(scale: str, out: Path) -> None:
+    from cockpit.demo import generate as make
+
+    started = time.perf_counter()
+    make(out, seed=7, scale=scale, end=date(2026, 11, 15))
+    print(f"generated the {scale} demo in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+
+
+def loader_times(raw: Path, db: Path) -> tuple[dict[str, float], dict[str, int], float]:
+    """Seconds and rows read per kind through the loaders, and the rebuild time."""
+    seconds: dict[str, float] = defaultdict(float)
+    rows: dict[str, int] = defaultdict(int)
+    last = [time.perf_counter()]
+    rebuild = [0.0]
+
+    def on_file(_number: int, _total: int, result: FileResult) -> None:
+        now = time.perf_counter()
+        seconds[result.kind] += now - last[0]
+        rows[result.kind] += result.read
+        last[0] = now
+
+    def after_load(con) -> None:
+        started = time.perf_counter()
+        derive.refresh(con)
+        rebuild[0] = time.perf_counter() - started
+
+    con = open_db(db)
+    last[0] = time.perf_counter()
+    load_folder(con, raw, KEY, on_file=on_file, after_load=after_load)
+    con.close()
+    return seconds, rows, rebuild[0]
+
+
+def duckdb_time(kind: str, files: list[Path]) -> tuple[float, int]:
+    """Seconds DuckDB takes to read each file into a table (one file at a time, as the
+    loader reads them; the best of two rounds), and the rows it read."""
+    best, count = float("inf"), 0
+    for _ in range(2):
+        con = duckdb.connect()
+        spent, count = 0.0, 0
+        for path in files:
+            started = time.perf_counter()
+            con.execute(f"CREATE OR REPLACE TABLE t AS SELECT * FROM {_reader(kind, path)}")
+            spent += time.perf_counter() - started
+            count += con.execute("SELECT count(*) FROM t").fetchone()[0]
+        con.close()
+        best = min(best, spent)
+    return best, count
+
+
+def _reader(kind: str, path: Path) -> str:
+    name = "'" + str(path).replace("'", "''") + "'"
+    if kind in ("web_events", "consent"):
+        return f"read_json({name}, format = 'newline_delimited')"
+    return f"read_csv({name}, {GOOGLE_OPTIONS if kind == 'google_ads' else CSV_OPTIONS})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", choices=("small", "medium", "large"), default="small")
+    parser.add_argument("--raw", type=Path, help="exports already generated (default: generate them)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="cockpit-bench-") as tmp:
+        raw = args.raw or Path(tmp) / "raw"
+        if args.raw is None:
+            generate(args.scale, raw)
+        seconds, rows, rebuild = loader_times(raw, Path(tmp) / "bench.duckdb")
+        by_kind: dict[str, list[Path]] = defaultdict(list)
+        for found in discover(raw):
+            by_kind[found.kind].append(found.path)
+        print(f"\nLoader vs DuckDB's own reader, scale {args.scale} "
+              f"(journey rebuild after the load: {rebuild:.1f} s)\n")
+        header = f"{'kind':<18}{'files':>6}{'rows':>11}{'loader rows/s':>15}{'duckdb rows/s':>15}{'ratio':>8}"
+        print(header)
+        print("-" * len(header))
+        total_rows = total_loader = total_duck = 0.0
+        for kind, files in by_kind.items():
+            if kind == "setup":
+                continue  # one JSON document, not rows
+            duck_seconds, duck_rows = duckdb_time(kind, files)
+            loader_rate = rows[kind] / seconds[kind] if seconds[kind] else 0.0
+            duck_rate = duck_rows / duck_seconds if duck_seconds else 0.0
+            ratio = loader_rate / duck_rate if duck_rate else 0.0
+            print(f"{kind:<18}{len(files):>6}{rows[kind]:>11,}{loader_rate:>15,.0f}{duck_rate:>15,.0f}"
+                  f"{ratio:>8.2f}")
+            total_rows += rows[kind]
+            total_loader += seconds[kind]
+            total_duck += duck_seconds
+        print("-" * len(header))
+        all_loader, all_duck = total_rows / total_loader, total_rows / total_duck
+        print(f"{'all':<18}{'':>6}{int(total_rows):>11,}{all_loader:>15,.0f}{all_duck:>15,.0f}"
+              f"{all_loader / all_duck:>8.2f}")
+
+
+if __name__ == "__main__":
+    main()
