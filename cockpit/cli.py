@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from cockpit.commands.abtest import abtest
+from cockpit.commands.alerts import alerts
 from cockpit.commands.attribution import attribution
 from cockpit.commands.forecast import forecast
 from cockpit.commands.mix import mix
@@ -162,6 +163,22 @@ def load(db: Path | None, source: Path | None, config_path: Path | None, retry_q
 
 
 # ------------------------------------------------------------------ serve
+def _alerting(config, host: str, port: int):
+    """Alert settings of the serving process: [smtp] and [alerts] of the configuration;
+    without them rules are still evaluated and their e-mails kept in the outbox."""
+    from cockpit.alerts import SmtpSettings
+    from cockpit.alerts.smtp import SmtpConfigError
+    from cockpit.scheduler import Alerting
+
+    try:
+        smtp = SmtpSettings.from_mapping(config.smtp) if config is not None and config.smtp else None
+    except SmtpConfigError as exc:
+        _fail(str(exc))
+    alerts = config.alerts if config is not None else {}
+    return Alerting(settings=smtp, base_url=alerts.get("base_url", f"http://{host}:{port}"),
+                    interval_seconds=int(alerts.get("interval_seconds", 300)))
+
+
 def _serve(db: Path, host: str, port: int, source: Path | None, interval: int,
            config_path: Path | None = None) -> None:
     import waitress
@@ -187,7 +204,7 @@ def _serve(db: Path, host: str, port: int, source: Path | None, interval: int,
     except StoreError as exc:
         _fail(str(exc))
     settings.set_current(config)
-    jobs = scheduler.start_sources(store, sources, key)
+    jobs = scheduler.start_sources(store, sources, key, _alerting(config, host, port))
     app = create_app(store)
     watched = ", ".join(f"{s.name} every {s.interval_seconds} s" for s in sources) or "no sources"
     click.echo(f"Cockpit serving {db} at http://{host}:{port}/ (loading {watched}). Ctrl+C stops it.")
@@ -246,6 +263,7 @@ def demo(db: Path | None, host: str, port: int, scale: str, seed: int) -> None:
 
 # ------------------------------------------------------------------ feature commands
 main.add_command(abtest)
+main.add_command(alerts)
 main.add_command(attribution)
 main.add_command(forecast)
 main.add_command(mix)

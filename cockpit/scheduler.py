@@ -1,43 +1,150 @@
-"""Scheduled work inside the serving process: watch the drop folder and load new files.
+"""Scheduled work inside the serving process: load each source on its own interval,
+and evaluate the alert rules on theirs and after every load that brought new data.
 
-Jobs never overlap (one instance, missed runs coalesced) and write only through the
-store's writer thread, so pages keep answering from their own cursors while a load runs.
+Jobs never overlap (one instance each, missed runs coalesced) and write only through
+the store's writer thread, so pages keep answering from their own cursors while a load
+runs, and two sources never load at the same time. A drop folder is scanned with a
+settle time: a file modified in the last seconds may still be being written and is
+left for the next scan.
 """
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from cockpit import derive
-from cockpit.ingest import load_folder
+from cockpit.config import FolderSource, Source
+from cockpit.ingest.sources import load_source, register_sources
+from cockpit.ingest.sql_source import SourceError
+from cockpit.ingest.summary import LoadSummary
+from cockpit.alerts import SmtpSettings, run_alert_cycle
 from cockpit.store import Store
 
 log = logging.getLogger("cockpit.scheduler")
 
 
-def load_job(store: Store, source: Path, key: bytes) -> None:
-    """Load every new file of ``source``; failures are logged, never raised into the scheduler."""
-    if not source.exists():
+@dataclass(frozen=True)
+class Alerting:
+    """How this process sends alerts: SMTP settings (None: messages stay queued), the
+    cockpit's public address for links in e-mails, and the evaluation interval."""
+
+    settings: SmtpSettings | None
+    base_url: str
+    interval_seconds: int = 300
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What this process loads: its store, sources and pseudonymization key."""
+
+    store: Store
+    sources: tuple[Source, ...]
+    key: bytes
+
+
+_plan: Plan | None = None
+
+
+def configure(store: Store, sources: Sequence[Source], key: bytes) -> Plan:
+    """Set the sources this process loads (and that the Data page can load on demand),
+    and record their settings in the store."""
+    global _plan
+    _plan = Plan(store, tuple(sources), key)
+    if sources:
+        store.write_sync(lambda con: register_sources(con, sources))
+    return _plan
+
+
+def plan() -> Plan | None:
+    """The sources this process loads, or None when it loads none."""
+    return _plan
+
+
+def run_source(store: Store, source: Source, key: bytes, retry_quarantined: bool = False,
+               settle_seconds: float | None = None) -> LoadSummary:
+    """One load run of ``source`` on the writer thread (a folder waits ``settle_seconds``
+    for fresh files, default its own setting). Raises what the load raises."""
+    return store.write_sync(lambda con: load_source(
+        con, source, key, after_load=derive.refresh, retry_quarantined=retry_quarantined,
+        settle_seconds=settle_seconds))
+
+
+def alert_job(store: Store, alerting: Alerting) -> None:
+    """One alert cycle (evaluate every rule, send what is due); failures are logged."""
+    try:
+        run_alert_cycle(store, alerting.settings, alerting.base_url)
+    except Exception:  # the next cycle tries again; queued messages are kept
+        log.exception("alert cycle failed")
+
+
+def load_job(store: Store, source: Source | Path, key: bytes,
+             alerting: Alerting | None = None) -> None:
+    """Load what is new in ``source``, then evaluate the alert rules when it brought new
+    data; failures are logged, never raised into the scheduler."""
+    if isinstance(source, (str, Path)):
+        source = FolderSource(name=str(source), path=Path(source))
+    if isinstance(source, FolderSource) and not source.path.exists():
         return
     try:
-        summary = store.write_sync(
-            lambda con: load_folder(con, source, key, after_load=derive.refresh)
-        )
-    except Exception:  # a broken load must not stop later scans
-        log.exception("scheduled load of %s failed", source)
+        summary = run_source(store, source, key)
+    except SourceError as exc:  # recorded as a failed run; the Data page shows it
+        log.warning("scheduled load of %s failed: %s", source.name, exc)
         return
-    if summary.files_loaded or summary.files_rejected:
-        log.info("scheduled load: %s", summary.text().replace("\n", "; "))
+    except Exception:  # a broken load must not stop later scans
+        log.exception("scheduled load of %s failed", source.name)
+        return
+    if summary.files_loaded or summary.files_rejected or summary.notes:
+        log.info("scheduled load of %s: %s", source.name, summary.text().replace("\n", "; "))
+    if alerting is not None and summary.rows_accepted:
+        alert_job(store, alerting)
+
+
+def run_now(retry_quarantined: bool = False) -> list[tuple[str, LoadSummary | None, str | None]]:
+    """Load every source of this process now (the Data page's button): (name, summary,
+    error) per source. Asked for by a person who just dropped a file, so fresh files are
+    not left for later (a file still growing is still caught: it changes during its
+    load and is deferred). Raises RuntimeError when this process loads no sources."""
+    current = _plan
+    if current is None or not current.sources:
+        raise RuntimeError("This process loads no sources (start it with 'cockpit serve').")
+    outcomes = []
+    for source in current.sources:
+        if isinstance(source, FolderSource) and not source.path.exists():
+            outcomes.append((source.name, None, f"the folder {source.path} does not exist"))
+            continue
+        try:
+            outcomes.append((source.name, run_source(current.store, source, current.key,
+                                                     retry_quarantined, settle_seconds=0), None))
+        except Exception as exc:  # shown to the user, who can act on it
+            outcomes.append((source.name, None, str(exc)))
+    return outcomes
+
+
+def start_sources(store: Store, sources: Sequence[Source], key: bytes,
+                  alerting: Alerting | None = None) -> BackgroundScheduler:
+    """Start the background scheduler with one load job per source, each on its interval,
+    and the alert cycle on its own."""
+    configure(store, sources, key)
+    scheduler = BackgroundScheduler(timezone="UTC")
+    for source in sources:
+        scheduler.add_job(
+            load_job, "interval", seconds=source.interval_seconds,
+            args=[store, source, key, alerting],
+            id=f"load-{source.name}", max_instances=1, coalesce=True,
+        )
+    if alerting is not None:
+        scheduler.add_job(alert_job, "interval", seconds=alerting.interval_seconds,
+                          args=[store, alerting], id="alerts", max_instances=1, coalesce=True)
+    scheduler.start()
+    return scheduler
 
 
 def start(store: Store, source: Path, key: bytes, interval_seconds: int = 60) -> BackgroundScheduler:
-    """Start the background scheduler with the drop-folder loader."""
-    scheduler = BackgroundScheduler(timezone="UTC")
-    scheduler.add_job(
-        load_job, "interval", seconds=interval_seconds, args=[store, source, key],
-        id="load-drop-folder", max_instances=1, coalesce=True,
-    )
-    scheduler.start()
-    return scheduler
+    """Start the background scheduler with the one drop folder ``source`` (the cockpit
+    started without a configuration file)."""
+    folder = FolderSource(name=str(source), path=Path(source), interval_seconds=interval_seconds)
+    return start_sources(store, [folder], key)
