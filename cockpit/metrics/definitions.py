@@ -122,4 +122,24 @@ KPI_DEFINITIONS: dict[str, str] = {
     "sites_active": "Sites whose activation date is on or before the latest day with data.",
     "sites_on_pace": "Active sites whose randomized per site-month is at least their study's "
     "needed pace.",
+    # Weekly review page
+    "randomized_to_date": "Randomized to date: every patient of the study randomized up to the "
+    "latest day with data, all channels and sites.",
+    "planned_to_date": "Planned to date: target x elapsed share of the time from study start to "
+    "planned end (a straight-line plan).",
+    "pace_pct": "Pace against plan = randomized to date / planned to date, in percent "
+    "(100 = on plan).",
+    "forecast_date": "Forecast day the target is reached: the median of the recruitment "
+    "forecast (Poisson-Gamma model over the study's sites), with its 80% interval.",
+    "p_on_time_pct": "Probability (%) of reaching the target by the planned end, from the "
+    "recruitment forecast.",
+    "cost_per_randomized_to_date": "Cost per randomized to date: all spend of the study up to "
+    "the latest day with data / randomized to date.",
+    "randomized_this_week": "Randomized in the 7 days ending on the latest day with data.",
+    "randomized_week_before": "Randomized in the 7 days before those.",
+    "leads_this_week": "Leads in the 7 days ending on the latest day with data.",
+    "leads_week_before": "Leads in the 7 days before those.",
+    "leads_change_pct": "Change of leads this week against the week before, in percent.",
+    "alerts_firing": "Alert rules firing now whose scope names the study; the total also counts "
+    "rules for the whole portfolio.",
 }
