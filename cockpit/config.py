@@ -388,15 +388,39 @@ def _alerts(check: _Checker, value: Any) -> dict[str, Any]:
     body = check.table("alerts", value)
     if body is None:
         return {}
-    check.keys("alerts", body, {"interval_seconds", "base_url"})
+    check.keys("alerts", body, {"interval_seconds", "base_url", "digest_recipients",
+                                "digest_weekday", "digest_hour"})
     out = {
         "interval_seconds": check.value("alerts", body, "interval_seconds", "integer", None,
                                         _at_least(MIN_INTERVAL)),
         "base_url": check.value("alerts", body, "base_url", "text", None,
                                 lambda v: None if re.match(r"^https?://[^\s/]+", v)
                                 else f"{v!r} is not an http(s) URL"),
+        "digest_recipients": _digest_recipients(check, body.get("digest_recipients")),
+        "digest_weekday": check.value("alerts", body, "digest_weekday", "text", None,
+                                      lambda v: None if v in WEEKDAYS
+                                      else f"{v!r} is not one of {', '.join(WEEKDAYS)}"),
+        "digest_hour": check.value("alerts", body, "digest_hour", "integer", None,
+                                   lambda v: None if 0 <= v <= 23 else f"{v} is not an hour 0-23"),
     }
     return {k: v for k, v in out.items() if v is not None}
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _digest_recipients(check: _Checker, value: Any) -> list[str] | None:
+    """The weekly digest's addresses (staff, not patients), each checked for form."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        check.problem("alerts.digest_recipients", "must be a list of e-mail addresses")
+        return None
+    bad = [v for v in value if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", v)]
+    if bad:
+        check.problem("alerts.digest_recipients", f"not an e-mail address: {', '.join(bad)}")
+        return None
+    return value
 
 
 def _pseudonymization(check: _Checker, value: Any, base: Path) -> Path | None:

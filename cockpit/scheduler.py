@@ -22,6 +22,8 @@ from cockpit.ingest.sources import load_source, register_sources
 from cockpit.ingest.sql_source import SourceError
 from cockpit.ingest.summary import LoadSummary
 from cockpit.alerts import SmtpSettings, run_alert_cycle
+from cockpit.alerts.digest import queue_digest
+from cockpit.alerts.smtp import flush_outbox
 from cockpit.store import Store
 
 log = logging.getLogger("cockpit.scheduler")
@@ -35,6 +37,9 @@ class Alerting:
     settings: SmtpSettings | None
     base_url: str
     interval_seconds: int = 300
+    digest_recipients: tuple[str, ...] = ()
+    digest_weekday: str = "mon"
+    digest_hour: int = 7
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,18 @@ def alert_job(store: Store, alerting: Alerting) -> None:
         run_alert_cycle(store, alerting.settings, alerting.base_url)
     except Exception:  # the next cycle tries again; queued messages are kept
         log.exception("alert cycle failed")
+
+
+def digest_job(store: Store, alerting: Alerting) -> None:
+    """Queue the weekly review digest and send what is due; failures are logged."""
+    try:
+        domain = alerting.settings.domain if alerting.settings is not None else "localhost"
+        queue_digest(store, list(alerting.digest_recipients), domain=domain,
+                     base_url=alerting.base_url)
+        if alerting.settings is not None:
+            flush_outbox(store, alerting.settings)
+    except Exception:  # the digest stays queued, or is queued again next week
+        log.exception("weekly digest failed")
 
 
 def load_job(store: Store, source: Source | Path, key: bytes,
@@ -139,6 +156,10 @@ def start_sources(store: Store, sources: Sequence[Source], key: bytes,
     if alerting is not None:
         scheduler.add_job(alert_job, "interval", seconds=alerting.interval_seconds,
                           args=[store, alerting], id="alerts", max_instances=1, coalesce=True)
+        if alerting.digest_recipients:
+            scheduler.add_job(digest_job, "cron", day_of_week=alerting.digest_weekday,
+                              hour=alerting.digest_hour, args=[store, alerting], id="digest",
+                              max_instances=1, coalesce=True)
     scheduler.start()
     return scheduler
 

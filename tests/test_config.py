@@ -36,7 +36,9 @@ def test_the_example_file_is_valid_and_documents_every_section():
     assert crm.url(ENV) == ENV["COCKPIT_CRM_URL"] and crm.location == "sql:site_crm"
     assert config.smtp == {"host": "smtp.example.org", "port": 587, "security": "starttls",
                            "sender": "cockpit@example.org", "timeout": 30.0}
-    assert config.alerts == {"interval_seconds": 900, "base_url": "https://cockpit.example.org"}
+    assert config.alerts == {"interval_seconds": 900, "base_url": "https://cockpit.example.org",
+                             "digest_recipients": ["recruitment-leads@example.org"],
+                             "digest_weekday": "mon", "digest_hour": 7}
     assert config.key_file == Path("/etc/cockpit/pseudonymization.key")
 
 
@@ -69,6 +71,18 @@ def test_wrong_types_and_ranges_are_named():
         "alerts.interval_seconds: must be an integer, not a number (1.5)",
         "alerts.base_url: 'ftp://x' is not an http(s) URL",
     ]
+
+
+def test_weekly_digest_settings_are_checked():
+    text = ('[alerts]\ndigest_recipients = ["lead@example.org", "nobody"]\n'
+            'digest_weekday = "monday"\ndigest_hour = 24\n')
+    assert problems(text) == [
+        "alerts.digest_recipients: not an e-mail address: nobody",
+        "alerts.digest_weekday: 'monday' is not one of mon, tue, wed, thu, fri, sat, sun",
+        "alerts.digest_hour: 24 is not an hour 0-23",
+    ]
+    assert problems('[alerts]\ndigest_recipients = "lead@example.org"\n') == [
+        "alerts.digest_recipients: must be a list of e-mail addresses"]
 
 
 def test_missing_required_keys_are_named():
