@@ -87,7 +87,7 @@ def test_cusum_accumulates_standardized_deviations():
         u = (x - 10.0) / sd
         high, low = max(0.0, high + u - 0.5), max(0.0, low - u - 0.5)
         path.append((low, high))
-    assert chart.statistic == pytest.approx(path)
+    assert np.asarray(chart.statistic, dtype=float) == pytest.approx(np.asarray(path))
     assert path[-1][0] > 4.0 and chart.signal == "down"
     assert [s for s in chart.signals] == [("down" if lo > 4 else None) for lo, _ in path]
 
