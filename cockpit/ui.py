@@ -48,18 +48,29 @@ CELL_FORMATS: dict[str, str] = {
     "int": "params.value == null ? '—' : d3.format(',')(params.value)",
     "money": "params.value == null ? '—' : '€' + d3.format(',.0f')(params.value)",
     "money2": "params.value == null ? '—' : '€' + d3.format(',.2f')(params.value)",
+    "money_short": "params.value == null ? '—' : '€' + d3.format(',.3~s')(params.value)",  # €1.6M
+    "pct0": "params.value == null ? '—' : d3.format('.0f')(params.value) + '%'",
     "pct1": "params.value == null ? '—' : d3.format('.1f')(params.value) + '%'",
+    # percents with thousands separated (1,250%)
+    "pct0g": "params.value == null ? '—' : d3.format(',.0f')(params.value) + '%'",
+    "pct1g": "params.value == null ? '—' : d3.format(',.1f')(params.value) + '%'",
+    "pct2g": "params.value == null ? '—' : d3.format(',.2f')(params.value) + '%'",
+    "dec0": "params.value == null ? '—' : d3.format('.0f')(params.value)",
     "dec1": "params.value == null ? '—' : d3.format('.1f')(params.value)",
     "dec2": "params.value == null ? '—' : d3.format('.2f')(params.value)",
+    # a Kaplan-Meier median or limit that is missing was not reached
+    "dec1_not_reached": "params.value == null ? 'not reached' : d3.format('.1f')(params.value)",
+    "yes": "params.value ? 'yes' : ''",
     "code": "params.value == null ? '' : String(params.value).replace(/_/g, ' ')",
 }
 
 
 def column_defs(frame: pd.DataFrame, headers: dict[str, str] | None = None,
-                formats: dict[str, str] | None = None) -> list[dict]:
+                formats: dict[str, str] | None = None, *, numbers: str | None = None) -> list[dict]:
     """AG Grid column definitions for a frame: numbers right-aligned and sortable, each
     KPI's definition as its header tooltip, and ``formats`` (column -> a key of
-    ``CELL_FORMATS``) for display."""
+    ``CELL_FORMATS``) for display; ``numbers`` is the format of the numeric columns
+    not in ``formats``."""
     headers = headers or {}
     formats = formats or {}
     defs = []
@@ -71,7 +82,7 @@ def column_defs(frame: pd.DataFrame, headers: dict[str, str] | None = None,
             spec["filter"] = "agNumberColumnFilter"
         elif col == "name" or col.endswith("_name"):
             spec["minWidth"] = 220  # names are what a reader scans for
-        fmt = formats.get(col)
+        fmt = formats.get(col, numbers if spec.get("type") == "rightAligned" else None)
         if fmt:
             spec["valueFormatter"] = {"function": CELL_FORMATS[fmt]}
         tip = KPI_DEFINITIONS.get(col)

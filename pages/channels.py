@@ -29,6 +29,10 @@ HEADERS = {
 }
 MONEY = {"spend", "cpl", "cost_per_eligible", "cost_per_randomized", "value"}
 PERCENT = {"ctr_pct": 2, "eligible_rate_pct": 1, "roi_pct": 0}
+# the grid's display formats (keys of ``ui.CELL_FORMATS``; the data and the export stay raw
+# numbers), other numbers thousands separated; value, large sums: 1.6M rather than 1,595,000
+FORMATS = {"kind": "code", **{field: f"pct{places}g" for field, places in PERCENT.items()},
+           **{field: "money" for field in MONEY}, "value": "money_short"}
 HIDDEN = {"channel_id", "campaign_id", "creative_id"}  # in the export, not on screen
 NAME_WIDTHS = {"channel": 170, "campaign": 230, "creative": 230}
 TREND_METRICS = [("leads", "Leads"), ("eligible", "Eligible"), ("randomized", "Randomized"),
@@ -194,29 +198,12 @@ def _label_column(table: pd.DataFrame) -> str:
     return table.columns[0]
 
 
-def _format(field: str, numeric: bool) -> str | None:
-    """The grid's display format of a column (the data and the export stay raw numbers)."""
-    empty = "params.value == null ? '—' : "
-    if field == "value":  # large sums: 1.6M rather than 1,595,000
-        return empty + "'€' + d3.format(',.3~s')(params.value)"
-    if field in MONEY:
-        return empty + "'€' + d3.format(',.0f')(params.value)"
-    if field in PERCENT:
-        return empty + f"d3.format(',.{PERCENT[field]}f')(params.value) + '%'"
-    if field == "kind":
-        return "params.value == null ? '' : params.value.replace(/_/g, ' ')"
-    return empty + "d3.format(',')(params.value)" if numeric else None
-
-
 def grid_columns(frame: pd.DataFrame) -> list[dict]:
     """Column definitions with readable titles, money and percent formats, ids hidden,
     the name columns pinned; definitions on hover come from ``ui.column_defs``."""
-    defs = ui.column_defs(frame, HEADERS)
+    defs = ui.column_defs(frame, HEADERS, FORMATS, numbers="int")
     for spec in defs:
         field = spec["field"]
-        fmt = _format(field, spec.get("type") == "rightAligned")
-        if fmt:
-            spec["valueFormatter"] = {"function": fmt}
         if field in HIDDEN:
             spec["hide"] = True
         if field in NAME_WIDTHS:  # names stay in view while scrolling the numbers

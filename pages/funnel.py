@@ -64,6 +64,9 @@ DAYS = {"median_days", "p25_days", "p75_days", "median_days_to_randomization", "
         "median_ci_high", "median_days_randomized_only"}
 # a KM median or limit that is missing was not reached (the curve stays below 50%)
 NOT_REACHED = {"median_days_to_randomization", "median_ci_low", "median_ci_high"}
+# cell formats (keys of ``ui.CELL_FORMATS``); other numbers: thousands separated
+FORMATS = {**{field: "dec1_not_reached" if field in NOT_REACHED else "dec1" for field in DAYS},
+           **{field: "pct1" for field in PERCENT}, "reason": "code"}
 KM_BY = [("channel", "Channel"), ("segment", "Segment")]
 # two questions, two curves: how fast the leads that enrol get there, and what share of
 # all leads is randomized by a given day
@@ -143,19 +146,11 @@ def km_file(by: str | None, view: str | None, prefix: str = "") -> str:
 
 def grid_columns(frame: pd.DataFrame) -> list[dict]:
     """Readable titles, percent and day formats; definitions on hover from ``ui.column_defs``."""
-    defs = ui.column_defs(frame, HEADERS)
+    defs = ui.column_defs(frame, HEADERS, FORMATS, numbers="int")
     for spec in defs:
         field = spec["field"]
         if field in TIPS:
             spec.setdefault("headerTooltip", TIPS[field])
-        if field in PERCENT:
-            spec["valueFormatter"] = {"function": "params.value == null ? '—' : d3.format('.1f')(params.value) + '%'"}
-        elif field in DAYS:
-            missing = "not reached" if field in NOT_REACHED else "—"
-            spec["valueFormatter"] = {
-                "function": f"params.value == null ? '{missing}' : d3.format('.1f')(params.value)"}
-        elif spec.get("type") == "rightAligned":
-            spec["valueFormatter"] = {"function": "params.value == null ? '—' : d3.format(',')(params.value)"}
         if spec.get("type") == "rightAligned":
             spec["minWidth"] = 120
         if field.startswith("day_"):
@@ -170,8 +165,6 @@ def grid_columns(frame: pd.DataFrame) -> list[dict]:
             spec["minWidth"] = 160
         if field in HIDDEN:
             spec["hide"] = True
-        if field == "reason":
-            spec["valueFormatter"] = {"function": "params.value == null ? '' : params.value.replace(/_/g, ' ')"}
     return defs
 
 

@@ -24,15 +24,12 @@ HEADERS = {
     "yield_index": "Yield index", "speed_index": "Speed index", "priority": "Priority",
     "caution": "Caution",
 }
+# cell formats (keys of ``ui.CELL_FORMATS``); other numbers are counts: thousands separated
 FORMATS = {
-    "allocated_spend": "params.value == null ? '—' : '€' + d3.format(',.0f')(params.value)",
-    "allocated_cost_per_randomized": "params.value == null ? '—' : '€' + d3.format(',.0f')(params.value)",
-    "eligible_rate_pct": "params.value == null ? '—' : d3.format('.1f')(params.value) + '%'",
-    "randomized_per_1000": "params.value == null ? '—' : d3.format('.2f')(params.value)",
-    "median_days_to_randomization": "params.value == null ? 'not reached' : d3.format('.1f')(params.value)",
-    "yield_index": "params.value == null ? '—' : d3.format('.2f')(params.value)",
-    "speed_index": "params.value == null ? '—' : d3.format('.2f')(params.value)",
-    "priority": "params.value == null ? '—' : d3.format('.0f')(params.value)",
+    "allocated_spend": "money", "allocated_cost_per_randomized": "money",
+    "eligible_rate_pct": "pct1", "randomized_per_1000": "dec2",
+    "median_days_to_randomization": "dec1_not_reached",
+    "yield_index": "dec2", "speed_index": "dec2", "priority": "dec0",
 }
 NO_SPEND_NOTE = ("Spend, cost, yield and priority are not shown: spend is recorded per study and "
                  "channel and can be allocated to segments, but not to sites, and a site filter is set.")
@@ -130,13 +127,9 @@ def _euros(value: float) -> str:
 
 def grid_columns(frame: pd.DataFrame) -> list[dict]:
     """Readable titles and number formats; the definitions on hover come from ``ui.column_defs``."""
-    defs = ui.column_defs(frame, HEADERS)
+    defs = ui.column_defs(frame, HEADERS, FORMATS, numbers="int")
     for spec in defs:
         field = spec["field"]
-        if field in FORMATS:
-            spec["valueFormatter"] = {"function": FORMATS[field]}
-        elif spec.get("type") == "rightAligned":  # counts: thousands separated
-            spec["valueFormatter"] = {"function": "params.value == null ? '—' : d3.format(',')(params.value)"}
         if field == "segment_id":
             spec["hide"] = True
         if field == "segment":

@@ -37,6 +37,10 @@ HEADERS = {
 PERCENT = {"pct_of_needed_pace": 0, "pct_contacted_within_2wd": 1, "screen_fail_rate": 1}
 DECIMALS = {"months_active": 1, "site_months": 1, "randomized_per_site_month": 2,
             "needed_pace": 2, "planned_pace": 2, "median_working_days_to_contact": 1}
+# cell formats (keys of ``ui.CELL_FORMATS``); other numbers: thousands separated
+FORMATS = {"non_enrolling": "yes", "slow_contact": "yes",
+           **{field: f"dec{places}" for field, places in DECIMALS.items()},
+           **{field: f"pct{places}" for field, places in PERCENT.items()}}
 # colours of the highlighting (Bootstrap's danger / warning tints), also used by the chart
 RED, RED_BG = "#dc3545", "#f8d7da"
 ORANGE, ORANGE_BG = "#fd7e14", "#ffe5d0"
@@ -88,19 +92,11 @@ def layout(**_query) -> html.Div:
 def grid_columns(frame: pd.DataFrame) -> list[dict]:
     """Readable titles and formats; highlighting of slow contact and pace below need;
     definitions on hover from ``ui.column_defs``."""
-    defs = ui.column_defs(frame, HEADERS)
+    defs = ui.column_defs(frame, HEADERS, FORMATS, numbers="int")
     for spec in defs:
         field = spec["field"]
         if field in TIPS:
             spec.setdefault("headerTooltip", TIPS[field])
-        if field in PERCENT:
-            spec["valueFormatter"] = {"function": f"params.value == null ? '—' : d3.format('.{PERCENT[field]}f')(params.value) + '%'"}
-        elif field in DECIMALS:
-            spec["valueFormatter"] = {"function": f"params.value == null ? '—' : d3.format('.{DECIMALS[field]}f')(params.value)"}
-        elif field in ("non_enrolling", "slow_contact"):
-            spec["valueFormatter"] = {"function": "params.value ? 'yes' : ''"}
-        elif spec.get("type") == "rightAligned":
-            spec["valueFormatter"] = {"function": "params.value == null ? '—' : d3.format(',')(params.value)"}
         if field in SLOW_CELLS or field == "slow_contact":
             spec["cellStyle"] = {"styleConditions": [
                 {"condition": "params.data.slow_contact", "style": {"backgroundColor": ORANGE_BG}}]}

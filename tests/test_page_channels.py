@@ -1,17 +1,12 @@
 """The Channels page in real headless Chromium on the demo store: it loads without
 console errors, a filter changes the numbers, a row click drills into campaigns, and
 the CSV export holds the rows the table shows."""
-import csv
-import time
-from pathlib import Path
-
 from selenium.webdriver.common.by import By
-from selenium.webdriver.common.keys import Keys
+
+from browser import choose, click, read_download, wait_until
 
 from cockpit.filters import Filters
 from cockpit.metrics import channels
-
-TIMEOUT = 30
 
 # cell texts of one column, in the order the grid shows its rows
 _COLUMN_JS = """
@@ -22,19 +17,6 @@ return cells.map(c => [Number(c.closest('[row-index]').getAttribute('row-index')
 """
 
 
-def wait_until(check, what: str, timeout: float = TIMEOUT):
-    until = time.time() + timeout
-    while time.time() < until:
-        try:
-            value = check()
-        except Exception:  # the element is being re-rendered
-            value = None
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def column(dash_duo, grid_id: str, col: str) -> list[str]:
     return dash_duo.driver.execute_script(_COLUMN_JS, grid_id, col)
 
@@ -42,29 +24,6 @@ def column(dash_duo, grid_id: str, col: str) -> list[str]:
 def shown(dash_duo, grid_id: str, expected: list[str], col: str) -> None:
     wait_until(lambda: column(dash_duo, grid_id, col) == expected,
                f"{grid_id}.{col} to show {expected}")
-
-
-def click(dash_duo, element) -> None:
-    if isinstance(element, str):
-        element = dash_duo.find_element(element)
-    dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'});",
-                                   element)
-    element.click()
-
-
-def choose(dash_duo, dropdown_id: str, value: str) -> None:
-    """Pick an option of a dcc.Dropdown by its value (Dash 4 DOM: role=option + input)."""
-    click(dash_duo, f"#{dropdown_id}")
-    option = dash_duo.wait_for_element(f"[role=option] input[value='{value}']")
-    option.find_element(By.XPATH, "./ancestor::*[@role='option']").click()
-    dash_duo.driver.switch_to.active_element.send_keys(Keys.ESCAPE)
-
-
-def read_download(dash_duo, name: str) -> list[dict[str, str]]:
-    target = Path(dash_duo.download_path) / name
-    wait_until(target.exists, f"download {name}")
-    time.sleep(0.3)  # let the browser finish writing
-    return list(csv.DictReader(target.open(encoding="utf-8")))
 
 
 def leads_text(table) -> list[str]:

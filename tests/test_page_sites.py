@@ -1,53 +1,12 @@
 """The Sites page in real headless Chromium on the demo store: it loads without console
 errors, a filter changes the numbers, non-enrolling sites are highlighted, and the CSV
 export holds the rows the table shows."""
-import csv
 import json
-import time
-from pathlib import Path
 
-from selenium.common.exceptions import StaleElementReferenceException
-from selenium.webdriver.common.by import By
-from selenium.webdriver.common.keys import Keys
+from browser import choose, click, grid_column, read_download, text_of, wait_for_rows
 
 from cockpit.filters import Filters
 from cockpit.metrics import sites
-
-
-def wait_text(dash_duo, selector: str, unwanted=("", "…"), timeout: float = 20) -> str:
-    dash_duo.wait_for_element(selector)
-    until = time.time() + timeout
-    while time.time() < until:
-        text = dash_duo.find_element(selector).text
-        if text not in unwanted:
-            return text
-        time.sleep(0.1)
-    raise AssertionError(f"{selector} kept showing {dash_duo.find_element(selector).text!r}")
-
-
-def choose(dash_duo, dropdown_id: str, value: str) -> None:
-    """Pick an option of a dcc.Dropdown by its value (Dash 4 DOM: role=option + checkbox)."""
-    dash_duo.find_element(f"#{dropdown_id}").click()
-    option = dash_duo.wait_for_element(f"[role=option] input[value='{value}']")
-    option.find_element(By.XPATH, "./ancestor::*[@role='option']").click()
-    dash_duo.driver.switch_to.active_element.send_keys(Keys.ESCAPE)
-
-
-def grid_column(dash_duo, grid_id: str, col: str) -> list[str]:
-    cells = dash_duo.driver.find_elements(By.CSS_SELECTOR, f"#{grid_id} [role=gridcell][col-id='{col}']")
-    return [c.text for c in cells]
-
-
-def wait_grid(dash_duo, grid_id: str, col: str, expected: list[str], timeout: float = 20) -> None:
-    until = time.time() + timeout
-    while time.time() < until:
-        try:
-            if grid_column(dash_duo, grid_id, col) == expected:
-                return
-        except StaleElementReferenceException:
-            pass  # the grid re-rendered while it was read
-        time.sleep(0.1)
-    assert grid_column(dash_duo, grid_id, col) == expected
 
 
 def row_background(dash_duo, grid_id: str, site_id: str) -> str:
@@ -68,10 +27,10 @@ def test_sites_page_filter_highlight_and_export(dash_duo, cockpit_app, demo_stor
     everything = sites.site_table(con, Filters())
     summary = sites.summary(everything)
     active_all = str(summary["active_sites"])
-    assert wait_text(dash_duo, "#si-active") == active_all
-    assert wait_text(dash_duo, "#si-nonenrolling") == str(summary["non_enrolling"])
-    assert wait_text(dash_duo, "#si-slow") == str(summary["slow_contact"])
-    wait_grid(dash_duo, "si-table", "site_id", everything["site_id"].tolist())
+    assert text_of(dash_duo, "si-active") == active_all
+    assert text_of(dash_duo, "si-nonenrolling") == str(summary["non_enrolling"])
+    assert text_of(dash_duo, "si-slow") == str(summary["slow_contact"])
+    wait_for_rows(dash_duo, "si-table", "site_id", everything["site_id"].tolist())
 
     # the planted non-enrolling sites are tinted red (#f8d7da), an ordinary site is not
     truth = json.loads((demo_raw / "ground_truth.json").read_text(encoding="utf-8"))
@@ -85,21 +44,13 @@ def test_sites_page_filter_highlight_and_export(dash_duo, cockpit_app, demo_stor
     choose(dash_duo, "f-study", study)
     f = Filters.make(study=study)
     table = sites.site_table(con, f)
-    shown = wait_text(dash_duo, "#si-active", unwanted=("", "…", active_all))
+    shown = text_of(dash_duo, "si-active", not_in=("", "…", active_all))
     assert shown == str(sites.summary(table)["active_sites"])
-    wait_grid(dash_duo, "si-table", "site_id", table["site_id"].tolist())
+    wait_for_rows(dash_duo, "si-table", "site_id", table["site_id"].tolist())
 
     # the export holds the rows the table shows, in its order
-    target = Path(dash_duo.download_path) / f"sites_study-{study}.csv"
-    button = dash_duo.find_element("#si-table-export")
-    dash_duo.driver.execute_script(
-        "arguments[0].scrollIntoView({block: 'center', behavior: 'instant'});", button)
-    button.click()
-    until = time.time() + 15
-    while not target.exists() and time.time() < until:
-        time.sleep(0.1)
-    time.sleep(0.2)
-    rows = list(csv.DictReader(target.open(encoding="utf-8")))
+    click(dash_duo, "#si-table-export")
+    rows = read_download(dash_duo, f"sites_study-{study}.csv")
     assert [r["site_id"] for r in rows] == grid_column(dash_duo, "si-table", "site_id")
     assert [r["site_id"] for r in rows] == table["site_id"].tolist()
     assert [int(r["randomized"]) for r in rows] == table["randomized"].tolist()
