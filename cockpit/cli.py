@@ -80,10 +80,21 @@ def _read_config(path: Path | None):
         _fail(str(exc))
 
 
+def _key(config, db: Path) -> bytes:
+    """The pseudonymization key of the configuration (or of the store); exits when it
+    cannot be read."""
+    from cockpit.config import ConfigError, pseudonymization_key
+
+    try:
+        return pseudonymization_key(config, db)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
 def _load(db: Path, source: Path | None, config_path: Path | None = None,
           retry_quarantined: bool = False, settle_seconds: float = 0.0) -> None:
     from cockpit import derive
-    from cockpit.config import ConfigError, FolderSource, pseudonymization_key
+    from cockpit.config import ConfigError, FolderSource
     from cockpit.ingest.progress import Progress
     from cockpit.ingest.runs import in_transaction
     from cockpit.ingest.sources import load_source, register_sources
@@ -100,10 +111,7 @@ def _load(db: Path, source: Path | None, config_path: Path | None = None,
             _fail(f"the configuration {config_path} names no sources")
     else:
         _fail("give the drop folder with --source DIR, or a configuration file with --config FILE")
-    try:
-        key = pseudonymization_key(config, db)
-    except ConfigError as exc:
-        _fail(str(exc))
+    key = _key(config, db)
     try:
         con = open_db(db)
     except StoreError as exc:
@@ -176,7 +184,10 @@ def _alerting(config, host: str, port: int):
         _fail(str(exc))
     alerts = config.alerts if config is not None else {}
     return Alerting(settings=smtp, base_url=alerts.get("base_url", f"http://{host}:{port}"),
-                    interval_seconds=int(alerts.get("interval_seconds", 300)))
+                    interval_seconds=int(alerts.get("interval_seconds", 300)),
+                    digest_recipients=tuple(alerts.get("digest_recipients") or ()),
+                    digest_weekday=alerts.get("digest_weekday", "mon"),
+                    digest_hour=int(alerts.get("digest_hour", 7)))
 
 
 def _serve(db: Path, host: str, port: int, source: Path | None, interval: int,
@@ -186,7 +197,7 @@ def _serve(db: Path, host: str, port: int, source: Path | None, interval: int,
     from app import create_app
     from cockpit import config as settings
     from cockpit import scheduler
-    from cockpit.config import ConfigError, FolderSource, pseudonymization_key
+    from cockpit.config import FolderSource
     from cockpit.store import Store
 
     config = _read_config(config_path)
@@ -195,10 +206,7 @@ def _serve(db: Path, host: str, port: int, source: Path | None, interval: int,
     else:
         folder = source or Path("data/raw")
         sources = [FolderSource(name=str(folder), path=folder, interval_seconds=interval)]
-    try:
-        key = pseudonymization_key(config, db)
-    except ConfigError as exc:
-        _fail(str(exc))
+    key = _key(config, db)
     try:
         store = Store(db)
     except StoreError as exc:

@@ -15,8 +15,8 @@ from . import ads, consent, costs, leads, pipeline, web
 from .context import FileCounts, FileRejected, LoadContext
 from .files import FoundFile, discover, known_sha256, remember_sha256, sha256_hex
 from .quarantine import open_files, quarantine_file, resolve_file
-from .runs import AfterLoad, execute, in_transaction, rebuild_derived, rollback, run_failed
-from .runs import finish_run, start_run, store_failure
+from .runs import AfterLoad, execute, in_transaction, recorded_run, rollback
+from .runs import start_run, store_failure
 from .setup import load_setup
 from .summary import FileResult, LoadSummary
 from .tabular import TableSpec, load_table
@@ -69,7 +69,7 @@ def load_folder(con: duckdb.DuckDBPyConnection, source: Path, key: bytes,
     files = discover(source)
     run_id = start_run(con, location)
     summary = LoadSummary(run_id=run_id, files_seen=len(files))
-    try:
+    with recorded_run(con, summary, after_load):
         retry = open_files(con, location) if retry_quarantined else set()
         for number, found in enumerate(files, 1):
             ctx = LoadContext(con=con, key=key, now=limit, run_id=run_id, file=found.rel,
@@ -80,12 +80,6 @@ def load_folder(con: duckdb.DuckDBPyConnection, source: Path, key: bytes,
                 progress(f"[{number}/{len(files)}] {result.line()}")
             if on_file:
                 on_file(number, len(files), result)
-        rebuild_derived(con, summary, after_load)
-        summary.status = "ok"
-        finish_run(con, summary)
-    except BaseException as exc:
-        run_failed(con, summary, exc)
-        raise
     return summary
 
 

@@ -4,7 +4,8 @@ SQL rows) commits in a transaction of its own; derived tables are rebuilt at the
 of a run that changed data, or that follows a run cut off before it could rebuild them."""
 from __future__ import annotations
 
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import duckdb
 
@@ -131,3 +132,18 @@ def run_failed(con: duckdb.DuckDBPyConnection, summary: LoadSummary, exc: BaseEx
     finish_run_quietly(con, summary)
     if isinstance(exc, duckdb.Error):
         raise store_failure(f"The load run {summary.run_id} failed in the store", exc) from exc
+
+
+@contextmanager
+def recorded_run(con: duckdb.DuckDBPyConnection, summary: LoadSummary,
+                 after_load: AfterLoad | None) -> Iterator[None]:
+    """Around the work of a run: then rebuild the derived tables and record the run as
+    ok; on any exception record it as failed (``run_failed``) and raise again."""
+    try:
+        yield
+        rebuild_derived(con, summary, after_load)
+        summary.status = "ok"
+        finish_run(con, summary)
+    except BaseException as exc:
+        run_failed(con, summary, exc)
+        raise

@@ -26,8 +26,7 @@ from . import watermark
 from .context import STAGE, FileCounts, LoadContext
 from .quarantine import resolve_ids
 from .runner import TABLE_SPECS, OnFile, naive_utc
-from .runs import (AfterLoad, execute, finish_run, rebuild_derived, rollback, run_failed,
-                   start_run, store_failure)
+from .runs import AfterLoad, execute, recorded_run, rollback, start_run, store_failure
 from .staging import Field, stage_values
 from .summary import FileResult, LoadSummary
 from .tabular import TableSpec, load_staged
@@ -91,14 +90,8 @@ def load_sql_source(con: duckdb.DuckDBPyConnection, source: SqlTable, key: bytes
     limit = naive_utc(now or datetime.now(timezone.utc))
     run_id = start_run(con, source.location)
     summary = LoadSummary(run_id=run_id, unit="batches")
-    try:
+    with recorded_run(con, summary, after_load):
         _read_batches(con, source, spec, key, limit, summary, progress, on_file)
-        rebuild_derived(con, summary, after_load)
-        summary.status = "ok"
-        finish_run(con, summary)
-    except BaseException as exc:
-        run_failed(con, summary, exc)
-        raise
     return summary
 
 
