@@ -89,6 +89,28 @@ ARM_TIPS = {
                           "the verdict's 'need about N more' also accepts a 10% relative "
                           "lift as worth detecting.",
 }
+OVERVIEW_HEADERS = {
+    "metric": "Metric", "arm": "Variant", "control": "Control",
+    "control_rate_pct": "Control rate %", "rate_pct": "Variant rate %",
+    "diff_pp": "Difference (pp)", "p_holm": "p (Holm across variants)",
+    "p_bh": "p (Holm, then Benjamini-Hochberg across metrics)",
+}
+OVERVIEW_TIPS = {
+    "diff_pp": "Variant rate minus control rate, in percentage points.",
+    "p_holm": "Pooled z-test p-value, Holm-adjusted for comparing several variants with "
+              "one control (the p (Holm) of the arm table).",
+    "p_bh": "The Holm-adjusted p-values of all metrics of this variant, adjusted again "
+            "with Benjamini-Hochberg: controls the share of false discoveries among the "
+            "metrics called significant.",
+}
+OVERVIEW_NOTE = (
+    "Looking at five metrics raises the chance that one of them looks significant by luck. "
+    "Benjamini-Hochberg adjusts the p-values across the metrics so that, among the ones "
+    "called significant, the share of false discoveries stays at 5% or less."
+)
+P_FORMAT = ("params.value == null ? '—' : (params.value < 0.001 ? '< 0.001' "
+            ": d3.format('.3f')(params.value))")
+SIGNIFICANT_FORMAT = "params.value == null ? '—' : (params.value ? 'yes' : 'no')"
 METRIC_OPTIONS = [{"label": f"{m.label} ({m.conversions} / {m.users})", "value": key}
                   for key, m in ex.METRICS.items()]
 
@@ -98,6 +120,7 @@ def layout(**_query) -> html.Div:
     # the row id is the experiment, so a click on a row names it whatever the sort order
     table.children[1].getRowId = "params.data.experiment_id"
     arms = ui.table_block("ex-arms", "Arms")
+    overview = _overview_block()
     for block in (table, arms):
         # render every column (the tables are wide): all of a row is readable and printable
         grid = block.children[1]
@@ -124,6 +147,7 @@ def layout(**_query) -> html.Div:
         dbc.Row(id="ex-facts"),
         html.Div(id="ex-notes", className="page-note mb-3"),
         arms,
+        overview,
         html.H5("Difference to control over time"),
         html.P(
             "Each day shows the difference to control of everything counted up to that day. "
@@ -135,6 +159,19 @@ def layout(**_query) -> html.Div:
         ui.graph("ex-lift"),
         _explanation(),
     ])
+
+
+def _overview_block() -> html.Div:
+    """The "All metrics" table, its Benjamini-Hochberg switch and the reason for it."""
+    block = ui.table_block("ex-overview", "All metrics")
+    grid = block.children[1]
+    grid.dashGridOptions = {**grid.dashGridOptions, "suppressColumnVirtualisation": True}
+    block.children[1:1] = [
+        dbc.Switch(id="ex-bh", label="Adjust across metrics (Benjamini-Hochberg)", value=False,
+                   className="mb-1"),
+        html.P(OVERVIEW_NOTE, className="page-note mb-2"),
+    ]
+    return block
 
 
 def _explanation() -> dbc.Card:
@@ -328,6 +365,28 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _adjust(value: object) -> str:
+    """'bh' when the switch is on (anything but True counts as off)."""
+    return "bh" if value is True else "none"
+
+
+def _overview_columns(frame, adjust: str) -> list[dict]:
+    """Grid columns of the overview: p-values as on the rest of the page, and the
+    significance header naming the adjustment it was judged after."""
+    after = "Holm, then Benjamini-Hochberg" if adjust == "bh" else "Holm"
+    headers = {**OVERVIEW_HEADERS, "significant": f"Significant (p ≤ 0.05 after {after})"}
+    defs = _grid_columns(frame, headers, OVERVIEW_TIPS)
+    for spec in defs:
+        if spec["field"] in ("p_holm", "p_bh"):
+            spec["valueFormatter"] = {"function": P_FORMAT}
+        elif spec["field"] == "significant":
+            # yes/no text rather than the grid's inferred check box
+            spec.update(cellDataType=False, valueFormatter={"function": SIGNIFICANT_FORMAT})
+        elif spec["field"] == "metric":
+            spec.update(pinned="left", minWidth=140)
+    return defs
+
+
 def _metric(value: str | None) -> str:
     """The chosen metric, if it is one of ours (the browser's value is not trusted)."""
     return value if value in ex.METRICS else ex.DEFAULT_METRIC
@@ -418,3 +477,34 @@ def download_arms(
         return no_update
     name = re.sub(r"[^A-Za-z0-9_.\-]", "", f"experiment-{experiment_id}-{metric}")
     return dcc.send_string(export.to_csv(ex.arm_table(analysis)), export.filename(name, f))
+
+
+@callback(
+    Output("ex-overview", "rowData"), Output("ex-overview", "columnDefs"),
+    Input("url", "search"), Input("ex-experiment", "value"), Input("ex-bh", "value"),
+)
+def refresh_overview(search: str | None, experiment_id: str | None, bh: object) -> tuple:
+    """Every metric of the chosen experiment, Benjamini-Hochberg-adjusted when switched on."""
+    f = _filters(search)
+    if f is None:
+        return no_update, no_update
+    experiment_id, adjust = _text(experiment_id), _adjust(bh)
+    if experiment_id is None:
+        return [], []
+    frame = ex.metrics_overview(context.reader(), f, experiment_id, adjust)
+    return ui.records(frame), _overview_columns(frame, adjust)
+
+
+@callback(Output("ex-overview-download", "data"), Input("ex-overview-export", "n_clicks"),
+          State("url", "search"), State("ex-experiment", "value"), State("ex-bh", "value"),
+          prevent_initial_call=True)
+def download_overview(
+    _clicks: int | None, search: str | None, experiment_id: str | None, bh: object
+) -> dict:
+    f, experiment_id, adjust = _filters(search), _text(experiment_id), _adjust(bh)
+    if f is None or experiment_id is None:
+        return no_update
+    frame = ex.metrics_overview(context.reader(), f, experiment_id, adjust)
+    suffix = "-bh" if adjust == "bh" else ""
+    name = re.sub(r"[^A-Za-z0-9_.\-]", "", f"experiment-{experiment_id}-all-metrics{suffix}")
+    return dcc.send_string(export.to_csv(frame), export.filename(name, f))

@@ -1,5 +1,6 @@
 """Experiment numbers on a tiny hand-built store: every count below is worked out by hand
 from EXP_SQL, and every verdict is checked against abtest.analyze on those hand counts."""
+import math
 from datetime import date
 from pathlib import Path
 
@@ -349,3 +350,81 @@ def test_peeking_check_of_a_win(con):
     assert analysis.always_valid_holm["video"] > 0.05
     assert analysis.peeking_safe is False
     assert ex.analyse(con, Filters(), "E1", "lead_rate").peeking_safe is None
+
+
+# ---------------------------------------------------------------- all metrics
+
+
+def test_metrics_overview_holm_per_metric(con):
+    frame = ex.metrics_overview(con, Filters(), "E1")
+    assert frame.columns.tolist() == [c for c in ex.OVERVIEW_COLUMNS if c != "p_bh"]
+    labels = [m.label for m in ex.METRICS.values()]
+    assert frame["metric"].tolist() == [label for label in labels for _ in range(2)]
+    assert frame["arm"].tolist() == ["video", "infographic"] * 5
+    for spec in ex.METRICS.values():
+        users = ex.COUNT_COLUMNS.index(spec.users)
+        conversions = ex.COUNT_COLUMNS.index(spec.conversions)
+        expected = abtest.analyze(hand_arms(E1_ALL, users, conversions))["arms"][1:]
+        rows = frame[frame["metric"] == spec.label]
+        assert rows["p_holm"].tolist() == pytest.approx([a["p_adjusted"] for a in expected], abs=1e-12)
+        assert rows["diff_pp"].tolist() == [round(100 * a["diff"], 3) for a in expected]
+        assert rows["significant"].tolist() == [a["p_adjusted"] <= 0.05 for a in expected]
+    # CTR, video: 40/1000 against 50/2000
+    ctr = frame.iloc[0]
+    assert (ctr["control_rate_pct"], ctr["rate_pct"], ctr["diff_pp"]) == (2.5, 4.0, 1.5)
+
+
+def test_metrics_overview_bh_equals_statsmodels(con):
+    multitest = pytest.importorskip("statsmodels.stats.multitest")
+    frame = ex.metrics_overview(con, Filters(), "E1", adjust="bh")
+    assert frame.columns.tolist() == ex.OVERVIEW_COLUMNS
+    for arm in ("video", "infographic"):
+        rows = frame[frame["arm"] == arm]
+        assert len(rows) == 5
+        reject, expected, _, _ = multitest.multipletests(rows["p_holm"].to_numpy(), alpha=0.05,
+                                                          method="fdr_bh")
+        assert rows["p_bh"].to_numpy() == pytest.approx(expected, abs=1e-12)
+        assert rows["significant"].tolist() == [bool(r) for r in reject]
+    # the adjustment never lowers a p-value; video's CTR (Holm p 0.046) is no longer significant
+    assert (frame["p_bh"] >= frame["p_holm"] - 1e-15).all()
+    assert frame.iloc[0]["p_holm"] < 0.05 < frame.iloc[0]["p_bh"]
+    assert not frame.iloc[0]["significant"]
+    assert ex.metrics_overview(con, Filters(), "E1").iloc[0]["significant"]
+
+
+def test_metrics_overview_bh_by_hand_on_e2(con):
+    # detailed vs simple: CTR 8/400 each (p = 1); lead rate 0/8 against 1/8 (p8);
+    # detailed has no leads, so the three lead-based rates cannot be compared
+    frame = ex.metrics_overview(con, Filters(), "E2", adjust="bh").set_index("metric")
+    pooled = 1 / 16
+    z = (0 - 1 / 8) / math.sqrt(pooled * (1 - pooled) * (1 / 8 + 1 / 8))
+    p_lead = math.erfc(abs(z) / math.sqrt(2))  # 0.3017
+    assert frame.loc["Lead rate", "p_holm"] == pytest.approx(p_lead, abs=1e-12)
+    assert frame.loc["CTR", "p_holm"] == pytest.approx(1.0)
+    # two p-values in the family: the smaller times 2/1, the larger times 2/2
+    assert frame.loc["Lead rate", "p_bh"] == pytest.approx(2 * p_lead, abs=1e-12)
+    assert frame.loc["CTR", "p_bh"] == pytest.approx(1.0)
+    for label in ("Eligible rate", "Consent rate", "Randomized rate"):
+        assert pd.isna(frame.loc[label, "p_holm"]) and pd.isna(frame.loc[label, "p_bh"])
+        assert frame.loc[label, "significant"] is None
+
+
+def test_bh_across_metrics_by_hand():
+    # one variant, five metrics: sorted 0.01, 0.03, 0.04, 0.2, 0.5 times 5/1, 5/2, 5/3,
+    # 5/4, 5/5 = 0.05, 0.075, 0.0667, 0.25, 0.5; running minimum from the top makes
+    # 0.075 -> 0.0667. A second variant is its own family; a missing p stays missing.
+    frame = pd.DataFrame({
+        "arm": ["v"] * 5 + ["w"] * 3,
+        "p_holm": [0.01, 0.04, 0.03, 0.2, 0.5, 0.02, 0.04, None],
+    })
+    adjusted = ex.bh_across_metrics(frame)
+    assert adjusted[:5].tolist() == pytest.approx([0.05, 0.2 / 3, 0.2 / 3, 0.25, 0.5])
+    assert adjusted[5:7].tolist() == pytest.approx([0.04, 0.04])
+    assert pd.isna(adjusted[7])
+
+
+def test_metrics_overview_of_unknown_experiment_and_bad_adjust(con):
+    assert ex.metrics_overview(con, Filters(), "nope").empty
+    assert ex.metrics_overview(con, Filters.make(study="B"), "E1", adjust="bh").empty
+    with pytest.raises(ValueError):
+        ex.metrics_overview(con, Filters(), "E1", adjust="bonferroni")

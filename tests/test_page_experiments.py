@@ -2,8 +2,10 @@
 experiments with the verdicts its ground truth calls for, a filter changes the numbers,
 a row click opens the detail, and the CSV exports hold the rows the tables show."""
 import json
+import math
 from pathlib import Path
 
+import pytest
 from selenium.webdriver.common.by import By
 
 from browser import choose, click, grid_column, read_download, wait_for_rows, wait_until
@@ -18,6 +20,17 @@ def grid_rows(dash_duo, grid_id: str, key: str, cols: list[str]) -> dict[str, di
     if any(len(v) != len(keys) for v in values.values()):
         return {}
     return {k: {c: values[c][i] for c in cols} for i, k in enumerate(keys)}
+
+
+def p_text(value: float | None) -> str:
+    """A p-value as the grid shows it."""
+    if value is None or math.isnan(value):
+        return "—"
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def yes_no(value: bool | None) -> str:
+    return "—" if value is None else ("yes" if value else "no")
 
 
 def ground_truth_ctr(demo_raw: Path) -> dict[str, dict]:
@@ -65,6 +78,28 @@ def test_experiments_page(dash_duo, cockpit_app, demo_store, demo_raw):
     exported = read_download(dash_duo, f"experiment-{first}-ctr_all.csv")
     assert [r["arm"] for r in exported] == arms["arm"].tolist()
     assert [int(r["clicks"]) for r in exported] == arms["clicks"].tolist()
+
+    # all metrics: Holm p-values; the switch adds Benjamini-Hochberg across metrics
+    plain = ex.metrics_overview(con, Filters(), first)
+    adjusted = ex.metrics_overview(con, Filters(), first, adjust="bh")
+    wait_until(lambda: grid_column(dash_duo, "ex-overview", "p_holm")
+               == [p_text(v) for v in plain["p_holm"]], "overview p-values")
+    assert grid_column(dash_duo, "ex-overview", "metric") == plain["metric"].tolist()
+    assert grid_column(dash_duo, "ex-overview", "p_bh") == []
+    assert grid_column(dash_duo, "ex-overview", "significant") == [
+        yes_no(v) for v in plain["significant"]]
+    click(dash_duo, "#ex-bh")
+    wait_until(lambda: grid_column(dash_duo, "ex-overview", "p_bh")
+               == [p_text(v) for v in adjusted["p_bh"]], "BH column")
+    assert grid_column(dash_duo, "ex-overview", "significant") == [
+        yes_no(v) for v in adjusted["significant"]]
+    assert "Benjamini-Hochberg" in dash_duo.find_element("#ex-overview").text
+    click(dash_duo, "#ex-overview-export")
+    exported = read_download(dash_duo, f"experiment-{first}-all-metrics-bh_all.csv")
+    assert [r["metric"] for r in exported] == adjusted["metric"].tolist()
+    assert [float(r["p_bh"]) for r in exported] == pytest.approx(adjusted["p_bh"].tolist())
+    click(dash_duo, "#ex-bh")
+    wait_until(lambda: grid_column(dash_duo, "ex-overview", "p_bh") == [], "BH column gone")
 
     # another metric: the arm table counts leads per click
     choose(dash_duo, "ex-metric", "lead_rate")

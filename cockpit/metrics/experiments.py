@@ -381,9 +381,13 @@ def analyse(
 
 
 def _analyse(
-    con: duckdb.DuckDBPyConnection, f: Filters, experiment: dict[str, Any], spec: Metric
+    con: duckdb.DuckDBPyConnection, f: Filters, experiment: dict[str, Any], spec: Metric,
+    counts: pd.DataFrame | None = None,
 ) -> Analysis:
-    counts = arm_counts(con, f, experiment["experiment_id"])
+    """The analysis of one metric; ``counts`` (``arm_counts`` of the same filter) are
+    counted here when not given, so several metrics can share one count."""
+    if counts is None:
+        counts = arm_counts(con, f, experiment["experiment_id"])
     planned = planned_users_per_arm(con, f, experiment, spec)
     analysis = Analysis(experiment, spec, counts, planned)
     analysis.problem = _problem(counts, spec)
@@ -675,3 +679,79 @@ def _summary_row(analysis: Analysis) -> dict[str, Any]:
         srm_p=_sig(result["srm_p"]),
     )
     return out
+
+
+# --------------------------------------------------------------------------
+# All metrics of one experiment
+# --------------------------------------------------------------------------
+
+OVERVIEW_ADJUSTMENTS = ("none", "bh")
+OVERVIEW_COLUMNS = ["metric", "arm", "control", "control_rate_pct", "rate_pct", "diff_pp",
+                    "p_holm", "p_bh", "significant"]
+
+
+def metrics_overview(
+    con: duckdb.DuckDBPyConnection, f: Filters, experiment_id: str, adjust: str = "none"
+) -> pd.DataFrame:
+    """Every metric of one experiment at a glance: one row per (metric, variant), metrics
+    in the order of ``METRICS``, variants in arm order.
+
+    Per row: control and variant rate (percent), the difference (percentage points),
+    ``p_holm`` (``abtest.analyze``'s ``p_adjusted``: pooled z-test, Holm-adjusted across
+    the variants of that metric) and ``significant`` (p at or below
+    ``abtest.DEFAULT_ALPHA``). With ``adjust="bh"`` there is also ``p_bh``: the
+    Benjamini-Hochberg adjustment of ``p_holm`` across the experiment's metrics, per
+    variant (``bh_across_metrics``), and ``significant`` is judged on it.
+
+    A metric whose arms cannot be compared (``Analysis.problem``) keeps its rows with
+    no p-value; it takes no part in the adjustment. The counts are those of
+    ``arm_counts``, counted once for all metrics. Unknown or filtered-out experiments
+    give an empty frame.
+    """
+    if adjust not in OVERVIEW_ADJUSTMENTS:
+        raise ValueError(f"adjust must be one of {OVERVIEW_ADJUSTMENTS}, not {adjust!r}")
+    columns = [c for c in OVERVIEW_COLUMNS if adjust == "bh" or c != "p_bh"]
+    experiments = list_experiments(con, f)
+    found = experiments[experiments["experiment_id"] == experiment_id]
+    if found.empty:
+        return pd.DataFrame(columns=columns)
+    experiment = found.iloc[0].to_dict()
+    counts = arm_counts(con, f, experiment_id)
+    rows = [row for spec in METRICS.values()
+            for row in _overview_rows(_analyse(con, f, experiment, spec, counts))]
+    frame = pd.DataFrame(rows, columns=OVERVIEW_COLUMNS[:-2])
+    frame["p_holm"] = frame["p_holm"].astype(float)
+    if adjust == "bh":
+        frame["p_bh"] = bh_across_metrics(frame)
+    frame["significant"] = _significant(frame["p_bh" if adjust == "bh" else "p_holm"])
+    return frame[columns]
+
+
+def _overview_rows(analysis: Analysis) -> list[dict[str, Any]]:
+    """The variants of one analysis as overview rows (no numbers when it has no result)."""
+    label = analysis.metric.label
+    if analysis.result is None:
+        arms = analysis.counts["arm"].tolist()
+        return [{"metric": label, "arm": arm, "control": arms[0]} for arm in arms[1:]]
+    control, variants = analysis.result["arms"][0], analysis.result["arms"][1:]
+    return [{"metric": label, "arm": row["arm"], "control": control["arm"],
+             "control_rate_pct": _pct(control["rate"]), "rate_pct": _pct(row["rate"]),
+             "diff_pp": _pct(row["diff"]), "p_holm": row["p_adjusted"]}
+            for row in variants]
+
+
+def bh_across_metrics(frame: pd.DataFrame) -> pd.Series:
+    """Benjamini-Hochberg (1995) adjustment of ``p_holm`` across the metrics, separately
+    for each variant (``arm``): the family is one variant's comparisons with control on
+    every metric that has a p-value (``abtest.benjamini_hochberg``, equal to
+    statsmodels ``multipletests(method='fdr_bh')``). Rows without ``p_holm`` stay NaN."""
+    adjusted = pd.Series(float("nan"), index=frame.index, dtype=float)
+    for _, rows in frame.dropna(subset=["p_holm"]).groupby("arm", sort=False):
+        adjusted[rows.index] = abtest.benjamini_hochberg(rows["p_holm"].tolist())
+    return adjusted
+
+
+def _significant(p_values: pd.Series, alpha: float = abtest.DEFAULT_ALPHA) -> pd.Series:
+    """p at or below alpha; None where there is no p-value."""
+    return pd.Series([None if pd.isna(p) else bool(p <= alpha) for p in p_values],
+                     index=p_values.index, dtype=object)
