@@ -375,7 +375,8 @@ def test_metrics_overview_holm_per_metric(con):
 
 
 def test_metrics_overview_bh_equals_statsmodels(con):
-    multitest = pytest.importorskip("statsmodels.stats.multitest")
+    from statsmodels.stats import multitest
+
     frame = ex.metrics_overview(con, Filters(), "E1", adjust="bh")
     assert frame.columns.tolist() == ex.OVERVIEW_COLUMNS
     for arm in ("video", "infographic"):

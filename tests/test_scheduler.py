@@ -2,27 +2,9 @@
 real SMTP server on 127.0.0.1."""
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
-from cockpit import derive
 from cockpit.scheduler import Alerting, digest_job
-from cockpit.store import Store, open_db
 from test_alerts_smtp import SmtpServer
-from test_metrics_review import review_sql
-
-
-@pytest.fixture
-def review_store(tmp_path: Path):
-    path = tmp_path / "review.duckdb"
-    con = open_db(path)
-    con.execute(review_sql())
-    derive.refresh(con)
-    con.close()
-    store = Store(path)
-    yield store
-    store.close()
+from test_digest import review_store  # noqa: F401  (the fixture: the review's hand-built store)
 
 
 def test_weekly_digest_job_sends_once_per_week(review_store):
