@@ -45,11 +45,16 @@ def _filter_bar() -> dbc.Card:
                     className="filter-bar mb-3")
 
 
-def _as_of_text() -> str:
+def _as_of() -> html.Span:
+    """The latest day with data; when the last load finished is on hover."""
     info = data_as_of(context.reader())
     if info["last_load"] is None:
-        return "No data loaded yet"
-    return f"Data to {info['latest_day']} · loaded {info['last_load']:%d %b %H:%M} UTC"
+        text, hover = "No data loaded yet", "Load exports with 'cockpit load' or drop them in the folder"
+    else:
+        text = f"Data to {info['latest_day']}"
+        hover = f"Last load finished {info['last_load']:%Y-%m-%d %H:%M} UTC"
+    return html.Span(text, title=hover, id="data-as-of",
+                     className="navbar-text small ms-auto text-nowrap")
 
 
 def _nav_pages() -> list[dict]:
@@ -65,7 +70,7 @@ def serve_layout() -> html.Div:
             dbc.Nav([dbc.NavLink(page["name"], id={"type": "nav", "path": page["path"]},
                                  href=page["path"], active="exact")
                      for page in _nav_pages()], navbar=True),
-            html.Span(_as_of_text(), id="data-as-of", className="navbar-text small ms-auto text-nowrap"),
+            _as_of(),
         ], fluid=True),
         color="dark", dark=True, className="mb-3",
     )

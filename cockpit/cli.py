@@ -265,8 +265,10 @@ def demo(db: Path | None, host: str, port: int, scale: str, seed: int) -> None:
         click.echo(f"Demo exports already in {raw}.")
     else:
         _generate(raw, seed, scale, DEFAULT_END)
-    _load(db, raw)
-    _serve(db, host, port, db.parent / "raw", 60)
+    # load the folder the server then watches, so the Data page knows it as one source
+    drop = db.parent / "raw"
+    _load(db, drop)
+    _serve(db, host, port, drop, 60)
 
 
 # ------------------------------------------------------------------ feature commands

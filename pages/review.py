@@ -12,7 +12,7 @@ from cockpit import context, export, ui
 from cockpit.filters import FilterError, Filters
 from cockpit.metrics import review
 
-dash.register_page(__name__, path="/review", name="Weekly review", order=5)
+dash.register_page(__name__, path="/review", name="Review", title="Weekly review", order=5)
 
 HEADERS = {
     "study_id": "Study", "name": "Study name", "phase": "Phase", "target": "Target",
