@@ -179,4 +179,13 @@ def _date(value: date | str | None, name: str) -> date | None:
         raise FilterError(f"{name}: not a date (YYYY-MM-DD): {value!r}") from exc
 
 
+def from_url(search: str | None) -> Filters | None:
+    """The filter of a page's URL query, or None when the link holds an invalid one (the
+    shell shows the reason; a page then leaves its numbers as they were)."""
+    try:
+        return Filters.from_query(search)
+    except FilterError:
+        return None
+
+
 ALL = Filters()

@@ -12,7 +12,7 @@ from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 from cockpit import context, export, ui
 from cockpit.alerts import evaluate as ev
 from cockpit.alerts import rules as rl
-from cockpit.filters import DIMENSIONS, FilterError, Filters
+from cockpit.filters import DIMENSIONS, Filters, from_url
 from cockpit.metrics import daily, dimensions
 
 dash.register_page(__name__, path="/alerts", name="Alerts", order=70)
@@ -256,12 +256,6 @@ def _methods_note() -> dbc.Card:
 # ---------------------------------------------------------------- helpers
 
 
-def _filters(search: str | None) -> Filters | None:
-    try:
-        return Filters.from_query(search)
-    except FilterError:
-        return None
-
 
 def _actor() -> str:
     """Who acts: the user name the web server authenticated, if any."""
@@ -361,7 +355,7 @@ def _scope_options() -> dict[str, list[dict]]:
 )
 def refresh(search: str | None, _refresh: int, selected: int | None) -> list:
     """Cards, rules, history (of the selected rule, else all shown rules) and e-mails."""
-    f = _filters(search)
+    f = from_url(search)
     if f is None:
         return [no_update] * (len(CARDS) + 7 + len(SCOPE_DIMS))
     con = context.reader()
@@ -510,21 +504,21 @@ def act(_save, _ack, _silence, _unsilence, _evaluate, refresh_count, selected, e
 
 
 def _download(frame: pd.DataFrame, name: str, search: str | None) -> dict:
-    f = _filters(search) or Filters()
+    f = from_url(search) or Filters()
     return dcc.send_string(export.to_csv(frame), export.filename(name, f))
 
 
 @callback(Output("al-rules-download", "data"), Input("al-rules-export", "n_clicks"),
           State("url", "search"), prevent_initial_call=True)
 def download_rules(_clicks: int | None, search: str | None) -> dict:
-    f = _filters(search) or Filters()
+    f = from_url(search) or Filters()
     return _download(_rules_frame(context.reader(), f), "alert-rules", search)
 
 
 @callback(Output("al-history-download", "data"), Input("al-history-export", "n_clicks"),
           State("url", "search"), State("al-selected", "data"), prevent_initial_call=True)
 def download_history(_clicks: int | None, search: str | None, selected: int | None) -> dict:
-    f = _filters(search) or Filters()
+    f = from_url(search) or Filters()
     con = context.reader()
     shown = set(_rules_frame(con, f)["rule_id"])
     history = ev.history_table(con, selected if selected in shown else None, limit=500)
@@ -534,7 +528,7 @@ def download_history(_clicks: int | None, search: str | None, selected: int | No
 @callback(Output("al-outbox-download", "data"), Input("al-outbox-export", "n_clicks"),
           State("url", "search"), prevent_initial_call=True)
 def download_outbox(_clicks: int | None, search: str | None) -> dict:
-    f = _filters(search) or Filters()
+    f = from_url(search) or Filters()
     con = context.reader()
     shown = set(_rules_frame(con, f)["rule_id"])
     outbox = ev.outbox_table(con)

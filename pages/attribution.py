@@ -13,7 +13,7 @@ from dash import Input, Output, State, callback, dcc, html, no_update
 from cockpit import context, export, ui
 from cockpit.analytics import attribution as attr
 from cockpit.derive import LOOKBACK_DAYS
-from cockpit.filters import FilterError, Filters
+from cockpit.filters import Filters, from_url
 from cockpit.metrics import attribution as paths
 
 dash.register_page(__name__, path="/attribution", name="Attribution", order=50)
@@ -158,12 +158,6 @@ def _note(cov: dict, mode: str, f: Filters) -> str:
 # ---------------------------------------------------------------- callbacks
 
 
-def _filters(search: str | None) -> Filters | None:
-    try:
-        return Filters.from_query(search)
-    except FilterError:
-        return None
-
 
 @callback(
     Output("at-note", "children"), Output("at-chart", "figure"),
@@ -172,7 +166,7 @@ def _filters(search: str | None) -> Filters | None:
 )
 def refresh(search: str | None, mode: str | None, half_life) -> tuple:
     """Note, grouped bars and table of the credited conversions per channel and model."""
-    f = _filters(search)
+    f = from_url(search)
     if f is None:
         return (no_update,) * 4
     mode = _mode(mode)
@@ -186,7 +180,7 @@ def refresh(search: str | None, mode: str | None, half_life) -> tuple:
           State("url", "search"), State("at-mode", "value"), State("at-half-life", "value"),
           prevent_initial_call=True)
 def download(_clicks: int | None, search: str | None, mode: str | None, half_life) -> dict:
-    f = _filters(search)
+    f = from_url(search)
     if f is None:
         return no_update
     mode = _mode(mode)

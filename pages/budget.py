@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 
 from cockpit import context, export, ui
-from cockpit.filters import FilterError, Filters
+from cockpit.filters import Filters, from_url
 from cockpit.metrics import mix as mm
 
 dash.register_page(__name__, path="/budget", name="Budget", order=60)
@@ -159,12 +159,6 @@ def _plan_columns() -> list[dict]:
 # ---------------------------------------------------------------- helpers
 
 
-def _filters(search: str | None) -> Filters | None:
-    try:
-        return Filters.from_query(search)
-    except FilterError:
-        return None
-
 
 def _outcome(value) -> str:
     return value if value in mm.OUTCOMES else "randomized"
@@ -179,7 +173,7 @@ def _weeks(value) -> int:
 
 
 def _fitted(search: str | None) -> mm.FittedMix | None:
-    f = _filters(search)
+    f = from_url(search)
     return None if f is None else mm.cached_fit(context.reader(), f)
 
 
@@ -354,7 +348,7 @@ def _prediction_cards(sc: mm.Scenario, unit: str) -> list[dbc.Col]:
 )
 def fit_view(search: str | None, outcome: str | None) -> tuple:
     """Fit (or take from the cache) the model of the filter's studies, and show what it found."""
-    f = _filters(search)
+    f = from_url(search)
     if f is None:
         return (no_update,) * 13
     outcome = _outcome(outcome)
@@ -456,7 +450,7 @@ def predict(_version, changed, weeks, outcome, rows, search) -> tuple:
 @callback(Output("bu-channels-download", "data"), Input("bu-channels-export", "n_clicks"),
           State("url", "search"), State("bu-outcome", "value"), prevent_initial_call=True)
 def download(_clicks, search, outcome) -> dict:
-    f = _filters(search)
+    f = from_url(search)
     fitted = _fitted(search)
     if f is None or fitted is None:
         return no_update

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 
 from cockpit import context, export, ui
-from cockpit.filters import FilterError, Filters
+from cockpit.filters import from_url
 from cockpit.metrics import experiments as ex
 
 dash.register_page(__name__, path="/experiments", name="Experiments", order=30)
@@ -353,12 +353,6 @@ def _transparent(hex_colour: str, alpha: float = 0.15) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
-def _filters(search: str | None) -> Filters | None:
-    try:
-        return Filters.from_query(search)
-    except FilterError:
-        return None
-
 
 def _text(value: object) -> str | None:
     """An id sent by the browser, if it is a string at all (it is then looked up, bound)."""
@@ -404,7 +398,7 @@ def _metric(value: str | None) -> str:
 )
 def refresh_list(search: str | None, clicked: dict | None, chosen: str | None) -> list:
     """The list, its note and the experiment choice; a row click picks that experiment."""
-    f = _filters(search)
+    f = from_url(search)
     if f is None:
         return [no_update] * 5
     con = context.reader()
@@ -434,7 +428,7 @@ def refresh_list(search: str | None, clicked: dict | None, chosen: str | None) -
 )
 def refresh_detail(search: str | None, experiment_id: str | None, metric: str | None) -> tuple:
     """Verdict, key facts, notes, arm table and lift chart of the chosen experiment."""
-    f = _filters(search)
+    f = from_url(search)
     if f is None:
         return [no_update] * 7
     metric = _metric(metric)
@@ -457,7 +451,7 @@ def refresh_detail(search: str | None, experiment_id: str | None, metric: str | 
 @callback(Output("ex-table-download", "data"), Input("ex-table-export", "n_clicks"),
           State("url", "search"), prevent_initial_call=True)
 def download_list(_clicks: int | None, search: str | None) -> dict:
-    f = _filters(search)
+    f = from_url(search)
     if f is None:
         return no_update
     return dcc.send_string(export.to_csv(ex.summary(context.reader(), f)),
@@ -470,7 +464,7 @@ def download_list(_clicks: int | None, search: str | None) -> dict:
 def download_arms(
     _clicks: int | None, search: str | None, experiment_id: str | None, metric: str | None
 ) -> dict:
-    f = _filters(search)
+    f = from_url(search)
     metric, experiment_id = _metric(metric), _text(experiment_id)
     analysis = ex.analyse(context.reader(), f, experiment_id, metric) if f and experiment_id else None
     if analysis is None:
@@ -485,7 +479,7 @@ def download_arms(
 )
 def refresh_overview(search: str | None, experiment_id: str | None, bh: object) -> tuple:
     """Every metric of the chosen experiment, Benjamini-Hochberg-adjusted when switched on."""
-    f = _filters(search)
+    f = from_url(search)
     if f is None:
         return no_update, no_update
     experiment_id, adjust = _text(experiment_id), _adjust(bh)
@@ -501,7 +495,7 @@ def refresh_overview(search: str | None, experiment_id: str | None, bh: object) 
 def download_overview(
     _clicks: int | None, search: str | None, experiment_id: str | None, bh: object
 ) -> dict:
-    f, experiment_id, adjust = _filters(search), _text(experiment_id), _adjust(bh)
+    f, experiment_id, adjust = from_url(search), _text(experiment_id), _adjust(bh)
     if f is None or experiment_id is None:
         return no_update
     frame = ex.metrics_overview(context.reader(), f, experiment_id, adjust)

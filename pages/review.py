@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, callback, clientside_callback, dcc, html, no_update
 
 from cockpit import context, export, ui
-from cockpit.filters import FilterError, Filters
+from cockpit.filters import Filters, from_url
 from cockpit.metrics import review
 
 dash.register_page(__name__, path="/review", name="Review", title="Weekly review", order=5)
@@ -186,12 +186,6 @@ def _day(iso: str | None) -> str:
 
 # ---------------------------------------------------------------- callbacks
 
-def _filters(search: str | None) -> Filters | None:
-    try:
-        return Filters.from_query(search)
-    except FilterError:
-        return None
-
 
 @callback(
     Output("rv-asof", "children"), Output("rv-filter-note", "children"),
@@ -201,7 +195,7 @@ def _filters(search: str | None) -> Filters | None:
 )
 def refresh(search, chosen):
     """The study table, the choice of study and the as-of line."""
-    f = _filters(search)
+    f = from_url(search)
     if f is None:
         return [no_update] * 6
     con = context.reader()
@@ -246,7 +240,7 @@ def study_detail(study_id):
 @callback(Output("rv-table-download", "data"), Input("rv-table-export", "n_clicks"),
           State("url", "search"), prevent_initial_call=True)
 def download(_clicks, search):
-    f = _filters(search) or Filters()
+    f = from_url(search) or Filters()
     table = review.review_table(context.reader(), f)
     return dcc.send_string(export.to_csv(table), export.filename("weekly_review", review.study_scope(f)))
 

@@ -41,3 +41,10 @@ def test_slug_and_label():
     assert f.slug() == "study-ST-1_2026-01-01_to_today"
     assert f.label() == "study: ST-1; dates: 2026-01-01 to today"
     assert Filters().slug() == "all"
+
+
+def test_from_url_gives_none_for_an_invalid_link():
+    from cockpit.filters import from_url
+
+    assert from_url("?study=ST-1") == Filters.make(study="ST-1")
+    assert from_url("?start=2026-13-01") is None
