@@ -12,7 +12,8 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 
-from cockpit import context
+from cockpit import access, context, guard, settings
+from cockpit.auth import web as auth_web
 from cockpit.filters import FilterError, Filters
 from cockpit.metrics import dimensions
 from cockpit.metrics.overview import data_as_of
@@ -26,7 +27,7 @@ _app: dash.Dash | None = None
 
 def _filter_bar() -> dbc.Card:
     con = context.reader()
-    options = dimensions.filter_options(con)
+    options = dimensions.filter_options(con, Filters())
     dropdowns = [
         dbc.Col(
             dcc.Dropdown(id=f"f-{dim}", options=options[dim], multi=True,
@@ -41,7 +42,17 @@ def _filter_bar() -> dbc.Card:
                             start_date_placeholder_text="From", end_date_placeholder_text="To"),
         xs=12, lg=2, className="mb-2",
     )
-    return dbc.Card(dbc.CardBody(dbc.Row(dropdowns + [dates], className="g-2")),
+    threshold = settings.small_cell_threshold()
+    deid = html.Div([
+        dbc.Switch(id="export-deid", value=settings.deidentified_exports(),
+                   label=f"De-identified CSV exports (counts under {threshold} suppressed)",
+                   className="small mb-0"),
+        html.Span(id="export-deid-saved", className="visually-hidden"),
+    ], className="d-flex justify-content-end", title=(
+        "Exports for sharing outside the study team: counts from 1 to "
+        f"{threshold - 1} and the numbers derived from them are replaced by 'suppressed', "
+        "and one more cell where a total would give a suppressed one away."))
+    return dbc.Card(dbc.CardBody([dbc.Row(dropdowns + [dates], className="g-2"), deid]),
                     className="filter-bar mb-3")
 
 
@@ -57,9 +68,15 @@ def _as_of() -> html.Span:
                      className="navbar-text small ms-auto text-nowrap")
 
 
-def _nav_pages() -> list[dict]:
-    """Pages in the navbar, in their registered order."""
-    return sorted(dash.page_registry.values(), key=lambda p: (p.get("order") or 0, p["name"]))
+def _user_menu() -> html.Div:
+    """Who is signed in, and the sign-out form (a POST with the session's CSRF token)."""
+    user = access.current()
+    name = f"{user.username} ({user.role})" if user else ""
+    return html.Form([
+        dcc.Input(type="hidden", name="csrf_token", value=auth_web.csrf_token()),
+        html.Span(name, id="signed-in-as", className="navbar-text small me-2 text-nowrap"),
+        html.Button("Sign out", id="sign-out", type="submit", className="btn btn-sm btn-outline-light"),
+    ], action="/logout", method="POST", className="d-flex align-items-center ms-3 mb-0")
 
 
 def serve_layout() -> html.Div:
@@ -69,8 +86,9 @@ def serve_layout() -> html.Div:
             dbc.NavbarBrand("Recruitment cockpit", href="/"),
             dbc.Nav([dbc.NavLink(page["name"], id={"type": "nav", "path": page["path"]},
                                  href=page["path"], active="exact")
-                     for page in _nav_pages()], navbar=True),
+                     for page in guard.visible_pages(access.current())], navbar=True),
             _as_of(),
+            _user_menu(),
         ], fluid=True),
         color="dark", dark=True, className="mb-3",
     )
@@ -110,6 +128,13 @@ def _register_shell_callbacks(app: dash.Dash) -> None:
             return no_update, dbc.Alert(str(exc), color="danger", dismissable=True), *keep
         return f.to_query(), None, *keep
 
+    @app.callback(Output("export-deid-saved", "children"), Input("export-deid", "value"),
+                  prevent_initial_call=True)
+    def choose_deidentified(value):
+        """The choice is kept in the user's session, where every download reads it."""
+        settings.choose_deidentified(bool(value))
+        return "de-identified" if value else "full"
+
     @app.callback(Output({"type": "nav", "path": ALL}, "href"), Input("url", "search"),
                   State({"type": "nav", "path": ALL}, "id"))
     def keep_filters_in_nav(search, ids):
@@ -117,8 +142,10 @@ def _register_shell_callbacks(app: dash.Dash) -> None:
         return [i["path"] + (search or "") for i in ids]
 
 
-def create_app(store: Store) -> dash.Dash:
-    """The Dash app serving ``store``. One per process (Dash registers pages globally)."""
+def create_app(store: Store, *, https: bool = False, idle_minutes: int = 30) -> dash.Dash:
+    """The Dash app serving ``store`` behind sign-in. One per process (Dash registers
+    pages globally). ``https``: the cockpit is reached over HTTPS (Secure cookies, HSTS);
+    ``idle_minutes``: a session idle this long is signed out."""
     global _app
     context.set_store(store)
     if _app is not None:
@@ -133,5 +160,8 @@ def create_app(store: Store) -> dash.Dash:
     )
     app.layout = serve_layout
     _register_shell_callbacks(app)
+    guard.protect_pages()
+    auth_web.install(app.server, context.store, https=https, idle_minutes=idle_minutes,
+                     authorize=guard.Guard(app).authorize)
     _app = app
     return app

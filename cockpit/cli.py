@@ -19,6 +19,7 @@ from cockpit.commands.alerts import alerts
 from cockpit.commands.attribution import attribution
 from cockpit.commands.forecast import forecast
 from cockpit.commands.mix import mix
+from cockpit.commands.users import users
 from cockpit.store import StoreError, open_db, resolve_db_path
 
 SCALES = ("small", "medium", "large")
@@ -191,7 +192,7 @@ def _alerting(config, host: str, port: int):
 
 
 def _serve(db: Path, host: str, port: int, source: Path | None, interval: int,
-           config_path: Path | None = None) -> None:
+           config_path: Path | None = None, debug: bool = False) -> None:
     import waitress
 
     from app import create_app
@@ -213,7 +214,14 @@ def _serve(db: Path, host: str, port: int, source: Path | None, interval: int,
         _fail(str(exc))
     settings.set_current(config)
     jobs = scheduler.start_sources(store, sources, key, _alerting(config, host, port))
-    app = create_app(store)
+    from cockpit import settings as runtime
+
+    privacy, server = (config.privacy, config.server) if config else ({}, {})
+    runtime.set_small_cell_threshold(privacy.get("small_cell_threshold", runtime.small_cell_threshold()))
+    app = create_app(store, https=server.get("https", False), idle_minutes=server.get("idle_minutes", 30))
+    if debug:
+        # in-browser callback errors; never the Werkzeug debugger, which runs code
+        app.enable_dev_tools(debug=True, dev_tools_hot_reload=False)
     watched = ", ".join(f"{s.name} every {s.interval_seconds} s" for s in sources) or "no sources"
     click.echo(f"Cockpit serving {db} at http://{host}:{port}/ (loading {watched}). Ctrl+C stops it.")
     try:
@@ -233,10 +241,12 @@ def _serve(db: Path, host: str, port: int, source: Path | None, interval: int,
 @click.option("--interval", type=click.IntRange(5), default=60, show_default=True,
               help="Seconds between scans of --source (configured sources have their own).")
 @config_option
+@click.option("--debug", is_flag=True, help="Show callback errors in the browser (development only).")
 def serve(db: Path | None, host: str, port: int, source: Path | None, interval: int,
-          config_path: Path | None) -> None:
-    """Serve the cockpit and load the sources on their schedules."""
-    _serve(resolve_db_path(db), host, port, source, interval, config_path)
+          config_path: Path | None, debug: bool) -> None:
+    """Serve the cockpit and load the sources on their schedules. Users sign in with the
+    accounts of 'cockpit users'."""
+    _serve(resolve_db_path(db), host, port, source, interval, config_path, debug)
 
 
 # ------------------------------------------------------------------ demo
@@ -268,7 +278,27 @@ def demo(db: Path | None, host: str, port: int, scale: str, seed: int) -> None:
     # load the folder the server then watches, so the Data page knows it as one source
     drop = db.parent / "raw"
     _load(db, drop)
+    _demo_users(db)
     _serve(db, host, port, drop, 60)
+
+
+def _demo_users(db: Path) -> None:
+    """One user per role, with generated passwords printed once; none on a store that
+    already has users."""
+    from cockpit.auth import users
+
+    con = open_db(db)
+    try:
+        if users.list_users(con):
+            click.echo("Sign in with an existing user ('cockpit users list'; "
+                       "'cockpit users set-password NAME' sets a new password).")
+            return
+        created = users.create_demo_users(con)
+    finally:
+        con.close()
+    click.echo("Demo users (passwords are shown this once):")
+    for username, role, password in created:
+        click.echo(f"  {username:<11} {role:<11} {password}")
 
 
 # ------------------------------------------------------------------ feature commands
@@ -277,6 +307,7 @@ main.add_command(alerts)
 main.add_command(attribution)
 main.add_command(forecast)
 main.add_command(mix)
+main.add_command(users)
 
 
 if __name__ == "__main__":

@@ -117,6 +117,8 @@ class Config:
     smtp: dict[str, Any] = field(default_factory=dict)
     alerts: dict[str, Any] = field(default_factory=dict)
     key_file: Path | None = None
+    privacy: dict[str, Any] = field(default_factory=dict)
+    server: dict[str, Any] = field(default_factory=dict)
 
     def source(self, name: str) -> Source:
         for s in self.sources:
@@ -152,14 +154,17 @@ def parse_config(text: str, base: Path, origin: str = "<text>",
         raise ConfigError(origin, [f"not valid TOML: {exc}"]) from exc
     env = os.environ if environ is None else environ
     check = _Checker()
-    check.keys("", data, {"sources", "smtp", "alerts", "pseudonymization"})
+    check.keys("", data, {"sources", "smtp", "alerts", "pseudonymization", "privacy", "server"})
     sources = _sources(check, data.get("sources"), base, env if check_env else None)
     smtp = _smtp(check, data.get("smtp"))
     alerts = _alerts(check, data.get("alerts"))
     key_file = _pseudonymization(check, data.get("pseudonymization"), base)
+    privacy = _privacy(check, data.get("privacy"))
+    server = _server(check, data.get("server"))
     if check.problems:
         raise ConfigError(origin, check.problems)
-    return Config(origin=origin, sources=tuple(sources), smtp=smtp, alerts=alerts, key_file=key_file)
+    return Config(origin=origin, sources=tuple(sources), smtp=smtp, alerts=alerts, key_file=key_file,
+                  privacy=privacy, server=server)
 
 
 # ---------------------------------------------------------------- checks
@@ -216,7 +221,7 @@ class _Checker:
 
     def value(self, where: str, table: dict, key: str, kind: str, default: Any = None,
               test: Callable[[Any], str | None] | None = None) -> Any:
-        """The value of ``key`` if it is of ``kind`` (text, integer, number, table) and
+        """The value of ``key`` if it is of ``kind`` (text, integer, number, boolean, table) and
         passes ``test`` (which returns what is wrong, or None); else ``default``."""
         if key not in table:
             return default
@@ -224,6 +229,7 @@ class _Checker:
         ok = {"text": isinstance(value, str),
               "integer": isinstance(value, int) and not isinstance(value, bool),
               "number": isinstance(value, (int, float)) and not isinstance(value, bool),
+              "boolean": isinstance(value, bool),
               "table": isinstance(value, dict)}[kind]
         if not ok:
             article = "an" if kind == "integer" else "a"
@@ -402,6 +408,27 @@ def _alerts(check: _Checker, value: Any) -> dict[str, Any]:
                                       else f"{v!r} is not one of {', '.join(WEEKDAYS)}"),
         "digest_hour": check.value("alerts", body, "digest_hour", "integer", None,
                                    lambda v: None if 0 <= v <= 23 else f"{v} is not an hour 0-23"),
+    }
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _privacy(check: _Checker, value: Any) -> dict[str, Any]:
+    body = check.table("privacy", value)
+    if body is None:
+        return {}
+    check.keys("privacy", body, {"small_cell_threshold"})
+    threshold = check.value("privacy", body, "small_cell_threshold", "integer", None, _at_least(2))
+    return {} if threshold is None else {"small_cell_threshold": threshold}
+
+
+def _server(check: _Checker, value: Any) -> dict[str, Any]:
+    body = check.table("server", value)
+    if body is None:
+        return {}
+    check.keys("server", body, {"https", "idle_minutes"})
+    out = {
+        "https": check.value("server", body, "https", "boolean", None),
+        "idle_minutes": check.value("server", body, "idle_minutes", "integer", None, _at_least(1)),
     }
     return {k: v for k, v in out.items() if v is not None}
 

@@ -7,10 +7,12 @@ dimension maps to is chosen by the query from a fixed set, never from user input
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Iterable, Mapping
 from urllib.parse import parse_qs, urlencode
+
+from flask import g, has_request_context
 
 DIMENSIONS = ("study", "phase", "site", "segment", "channel")
 _ID = re.compile(r"^[A-Za-z0-9_.:\- ]{1,64}$")
@@ -19,6 +21,29 @@ _MAX_VALUES = 500
 
 class FilterError(ValueError):
     """A filter value is malformed; the message names the field."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What the viewer may see: the studies and the sites (None: no limit on that
+    dimension; empty: nothing). It is decided on the server from the signed-in user,
+    never from the request, and every query built with ``Filters.where`` is confined to it."""
+
+    studies: tuple[str, ...] | None = None
+    sites: tuple[str, ...] | None = None
+
+
+UNLIMITED = Scope()
+NOTHING = Scope(studies=(), sites=())
+
+
+def current_scope() -> Scope:
+    """The scope of the request being served: the signed-in user's (set by
+    ``cockpit.auth.web``), nothing for a request without one, and no limit outside a web
+    request (command line, scheduler), whose callers already hold the database file."""
+    if not has_request_context():
+        return UNLIMITED
+    return g.get("scope", NOTHING)
 
 
 @dataclass(frozen=True)
@@ -33,6 +58,9 @@ class Filters:
     channel: tuple[str, ...] = ()
     start: date | None = None
     end: date | None = None
+    # Set at construction from the request being served, so that cached results keyed by
+    # a Filters are never shared between viewers of different scopes.
+    scope: Scope = field(default_factory=current_scope, repr=False)
 
     def __post_init__(self) -> None:
         for dim in DIMENSIONS:
@@ -144,6 +172,7 @@ class Filters:
                     f"{columns['study']} IN (SELECT study_id FROM study WHERE phase IN ({marks}))"
                 )
                 params.extend(values)
+        clauses.extend(self._scope_clauses(columns, params))
         if date_column and "date" not in skip:
             if self.start:
                 clauses.append(f"{date_column} >= ?")
@@ -153,6 +182,40 @@ class Filters:
                 clauses.append(f"{date_column} < ? + INTERVAL 1 DAY")
                 params.append(self.end)
         return (" AND ".join(clauses) or "TRUE"), params
+
+    def _scope_clauses(self, columns: Mapping[str, str], params: list) -> list[str]:
+        """The viewer's confinement: a query that cannot apply it returns nothing."""
+        clauses: list[str] = []
+        studies, sites = self.scope.studies, self.scope.sites
+        if studies is not None:
+            marks = ", ".join("?" for _ in studies)
+            if not studies:
+                clauses.append("FALSE")
+            elif "study" in columns:
+                clauses.append(f"{columns['study']} IN ({marks})")
+                params.extend(studies)
+            elif "site" in columns:
+                clauses.append(f"{columns['site']} IN (SELECT site_id FROM site WHERE study_id IN ({marks}))")
+                params.extend(studies)
+            else:
+                clauses.append("FALSE")
+        if sites is not None:
+            if sites and "site" in columns:
+                clauses.append(f"{columns['site']} IN ({', '.join('?' for _ in sites)})")
+                params.extend(sites)
+            else:
+                clauses.append("FALSE")
+        return clauses
+
+    def allows(self, study: str | None = None, site: str | None = None) -> bool:
+        """Whether the viewer may see this study (and site). A site-confined viewer sees
+        no study-level figure, only those of their sites."""
+        studies, sites = self.scope.studies, self.scope.sites
+        if sites is not None and (site is None or site not in sites):
+            return False
+        if studies is not None and study is not None and study not in studies:
+            return False
+        return True
 
     def unsupported(self, columns: Mapping[str, str]) -> list[str]:
         """Dimensions set in this filter that a query with ``columns`` cannot apply."""
@@ -187,5 +250,3 @@ def from_url(search: str | None) -> Filters | None:
     except FilterError:
         return None
 
-
-ALL = Filters()

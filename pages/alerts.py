@@ -14,8 +14,10 @@ from cockpit.alerts import evaluate as ev
 from cockpit.alerts import rules as rl
 from cockpit.filters import DIMENSIONS, Filters, from_url
 from cockpit.metrics import daily, dimensions
+from cockpit import access
+from cockpit.access import STAFF
 
-dash.register_page(__name__, path="/alerts", name="Alerts", order=70)
+dash.register_page(__name__, path="/alerts", name="Alerts", order=70, roles=STAFF)
 
 RULE_HEADERS = {
     "rule_id": "Rule", "name": "Name", "kind": "Kind", "condition": "Alerts when", "scope": "Scope",
@@ -258,21 +260,25 @@ def _methods_note() -> dbc.Card:
 
 
 def _actor() -> str:
-    """Who acts: the user name the web server authenticated, if any."""
-    try:
-        auth = flask.request.authorization
-        user = (auth.username if auth else None) or flask.request.headers.get("X-Remote-User")
-    except RuntimeError:  # outside a request
-        user = None
-    return user or "web user (no login)"
+    """Who acts: the signed-in user (never a name the browser sends)."""
+    return access.actor()
+
+
+def _within_scope(rule: rl.Rule, f: Filters) -> bool:
+    """The rule watches only studies the viewer may see (a rule over every study is the
+    portfolio's, not a manager's)."""
+    studies = f.scope.studies
+    if f.scope.sites is not None:
+        return False
+    return studies is None or (bool(rule.scope.study) and set(rule.scope.study) <= set(studies))
 
 
 def _visible(rules: list[rl.Rule], f: Filters) -> set[int]:
-    """Rules whose scope overlaps the filter: for every dimension set in the filter the
-    rule covers all of it or shares an id with it."""
+    """Rules the viewer may see whose scope overlaps the filter: for every dimension set
+    in the filter the rule covers all of it or shares an id with it."""
     out = set()
     for rule in rules:
-        if all(not getattr(f, dim) or not getattr(rule.scope, dim)
+        if _within_scope(rule, f) and all(not getattr(f, dim) or not getattr(rule.scope, dim)
                or set(getattr(f, dim)) & set(getattr(rule.scope, dim)) for dim in DIMENSIONS):
             out.add(rule.rule_id)
     return out
@@ -337,7 +343,7 @@ def _outbox_columns(frame: pd.DataFrame) -> list[dict]:
 
 
 def _scope_options() -> dict[str, list[dict]]:
-    options = dimensions.filter_options(context.reader())
+    options = dimensions.filter_options(context.reader(), Filters())
     return {dim: options[dim] for dim in SCOPE_DIMS}
 
 
@@ -462,6 +468,14 @@ def act(_save, _ack, _silence, _unsilence, _evaluate, refresh_count, selected, e
     trigger = ctx.triggered_id
     bump = (refresh_count or 0) + 1
     store = context.store()
+    viewer = Filters()
+    if access.current() is None or not access.current().may(access.EDITORS):
+        return (dbc.Alert("Your role may view alerts but not change them.", color="warning",
+                          dismissable=True, id="al-refused"), no_update, no_update, no_update)
+    visible = _visible(rl.load_rules(context.reader()), viewer)
+    if (editing is not None and editing not in visible) or (
+            trigger not in ("al-save", "al-evaluate") and selected is not None and selected not in visible):
+        return (dbc.Alert("No such rule.", color="warning", dismissable=True), no_update, no_update, no_update)
     try:
         if trigger == "al-save":
             data = {"rule_id": editing, "name": name, "kind": kind, "kpi": kpi,
@@ -471,12 +485,16 @@ def act(_save, _ack, _silence, _unsilence, _evaluate, refresh_count, selected, e
                     "recipients": recipients, "pending_hours": pending, "repeat_hours": repeat,
                     "clear_hours": clear, "enabled": bool(enabled)}
             rule = rl.parse_rule(data, rl.Catalog.from_store(context.reader()))
+            if not _within_scope(rule, viewer):
+                raise rl.RuleError(["Scope: choose one or more of your studies; a rule over "
+                                    "other studies or the whole portfolio is not yours to set."])
             rule_id = rl.save_rule(store, rule, _actor())
             verb = "saved" if editing else "created"
             return (dbc.Alert(f"Rule #{rule_id} {verb}: {rl.describe(rule)}.", color="success",
                               dismissable=True, id="al-ok"), bump, rule_id, rule_id)
         if trigger == "al-evaluate":
-            outcomes = ev.evaluate_all(store, base_url=flask.request.host_url)
+            outcomes = [o for o in ev.evaluate_all(store, base_url=flask.request.host_url)
+                        if o.rule.rule_id in visible]
             firing = sum(1 for o in outcomes if o.step and o.step.after.state == "firing")
             queued = sum(1 for o in outcomes if o.message_id)
             return (dbc.Alert(f"Evaluated {len(outcomes)} rule(s): {firing} firing, {queued} e-mail(s) "
@@ -505,7 +523,7 @@ def act(_save, _ack, _silence, _unsilence, _evaluate, refresh_count, selected, e
 
 def _download(frame: pd.DataFrame, name: str, search: str | None) -> dict:
     f = from_url(search) or Filters()
-    return dcc.send_string(export.to_csv(frame), export.filename(name, f))
+    return export.send(frame, name, f)
 
 
 @callback(Output("al-rules-download", "data"), Input("al-rules-export", "n_clicks"),

@@ -15,8 +15,9 @@ from cockpit.analytics import attribution as attr
 from cockpit.derive import LOOKBACK_DAYS
 from cockpit.filters import Filters, from_url
 from cockpit.metrics import attribution as paths
+from cockpit.access import STAFF
 
-dash.register_page(__name__, path="/attribution", name="Attribution", order=50)
+dash.register_page(__name__, path="/attribution", name="Attribution", order=50, roles=STAFF)
 
 MODES = [{"label": "Up to the lead", "value": "lead"},
          {"label": "Up to randomization", "value": "randomized"}]
@@ -185,4 +186,4 @@ def download(_clicks: int | None, search: str | None, mode: str | None, half_lif
         return no_update
     mode = _mode(mode)
     table = paths.channel_table(context.reader(), f, mode, _half_life(half_life))
-    return dcc.send_string(export.to_csv(table), export.filename(f"attribution_up-to-{mode}", f))
+    return export.send(table, f"attribution_up-to-{mode}", f)

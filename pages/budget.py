@@ -17,8 +17,9 @@ from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 from cockpit import context, export, ui
 from cockpit.filters import Filters, from_url
 from cockpit.metrics import mix as mm
+from cockpit.access import STAFF
 
-dash.register_page(__name__, path="/budget", name="Budget", order=60)
+dash.register_page(__name__, path="/budget", name="Budget", order=60, roles=STAFF)
 
 OUTCOME_OPTIONS = [{"label": "Randomized patients", "value": "randomized"},
                    {"label": "Leads", "value": "leads"}]
@@ -455,4 +456,4 @@ def download(_clicks, search, outcome) -> dict:
     if f is None or fitted is None:
         return no_update
     table = mm.channel_frame(fitted, _outcome(outcome))
-    return dcc.send_string(export.to_csv(table), export.filename(f"budget_{_outcome(outcome)}", f))
+    return export.send(table, f"budget_{_outcome(outcome)}", f)

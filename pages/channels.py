@@ -15,8 +15,9 @@ from cockpit.derive import LOOKBACK_DAYS
 from cockpit.filters import FilterError, Filters
 from cockpit.metrics import channels
 from cockpit.metrics.counts import spend_applies
+from cockpit.access import STAFF
 
-dash.register_page(__name__, path="/channels", name="Channels", order=10)
+dash.register_page(__name__, path="/channels", name="Channels", order=10, roles=STAFF)
 
 HEADERS = {
     "channel_id": "Channel id", "channel": "Channel", "kind": "Kind", "campaign_id": "Campaign id",
@@ -287,4 +288,4 @@ def download(_clicks, search, level, drill):
     f = _scope(search, drill)
     level = level or "channel"
     table = channels.channel_table(context.reader(), f, level)
-    return dcc.send_string(export.to_csv(table), export.filename(f"channels_by_{level}", f))
+    return export.send(table, f"channels_by_{level}", f)

@@ -9,7 +9,7 @@ from dash import Input, Output, State, callback, dcc, html, no_update
 from cockpit import context, export, scheduler, ui
 from cockpit.metrics import data
 
-dash.register_page(__name__, path="/data", name="Data", order=90)
+dash.register_page(__name__, path="/data", name="Data", order=90, roles=("admin",))
 
 STALE_BG = "#fff3cd"  # Bootstrap's warning tint
 FAILED_BG = "#f8d7da"
@@ -168,7 +168,7 @@ def refresh_quarantine(_path, include_resolved, _tick, _reloaded):
 
 
 def _download(name: str, frame):
-    return dcc.send_string(export.to_csv(frame), f"{name}.csv")
+    return export.send(frame, name)
 
 
 @callback(Output("data-quarantine-download", "data"), Input("data-quarantine-export", "n_clicks"),

@@ -13,8 +13,9 @@ from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 from cockpit import context, export, ui
 from cockpit.filters import from_url
 from cockpit.metrics import experiments as ex
+from cockpit.access import STAFF
 
-dash.register_page(__name__, path="/experiments", name="Experiments", order=30)
+dash.register_page(__name__, path="/experiments", name="Experiments", order=30, roles=STAFF)
 
 ALERT_COLOURS = {
     "variant_wins": "success", "control_wins": "warning", "need_more_data": "info",
@@ -454,8 +455,7 @@ def download_list(_clicks: int | None, search: str | None) -> dict:
     f = from_url(search)
     if f is None:
         return no_update
-    return dcc.send_string(export.to_csv(ex.summary(context.reader(), f)),
-                           export.filename("experiments", f))
+    return export.send(ex.summary(context.reader(), f), "experiments", f)
 
 
 @callback(Output("ex-arms-download", "data"), Input("ex-arms-export", "n_clicks"),
@@ -470,7 +470,7 @@ def download_arms(
     if analysis is None:
         return no_update
     name = re.sub(r"[^A-Za-z0-9_.\-]", "", f"experiment-{experiment_id}-{metric}")
-    return dcc.send_string(export.to_csv(ex.arm_table(analysis)), export.filename(name, f))
+    return export.send(ex.arm_table(analysis), name, f)
 
 
 @callback(
@@ -501,4 +501,4 @@ def download_overview(
     frame = ex.metrics_overview(context.reader(), f, experiment_id, adjust)
     suffix = "-bh" if adjust == "bh" else ""
     name = re.sub(r"[^A-Za-z0-9_.\-]", "", f"experiment-{experiment_id}-all-metrics{suffix}")
-    return dcc.send_string(export.to_csv(frame), export.filename(name, f))
+    return export.send(frame, name, f)

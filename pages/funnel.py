@@ -8,13 +8,14 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
-from dash import Input, Output, State, callback, dcc, html, no_update
+from dash import Input, Output, State, callback, html, no_update
 
 from cockpit import context, export, ui
 from cockpit.filters import FilterError, Filters
 from cockpit.metrics import funnel
+from cockpit.access import ALL_ROLES
 
-dash.register_page(__name__, path="/funnel", name="Funnel", order=20)
+dash.register_page(__name__, path="/funnel", name="Funnel", order=20, roles=ALL_ROLES)
 
 CARDS = [
     ("fu-leads", "Leads (cohort)", "leads"),
@@ -339,7 +340,7 @@ def refresh_km(search, by, view):
 
 
 def _send(frame: pd.DataFrame, name: str, f: Filters):
-    return dcc.send_string(export.to_csv(frame), export.filename(name, f))
+    return export.send(frame, name, f)
 
 
 @callback(Output("fu-stages-download", "data"), Input("fu-stages-export", "n_clicks"),

@@ -5,13 +5,14 @@ import dash
 import dash_bootstrap_components as dbc
 import plotly.express as px
 import plotly.graph_objects as go
-from dash import Input, Output, State, callback, dcc, html, no_update
+from dash import Input, Output, State, callback, html, no_update
 
 from cockpit import context, export, ui
 from cockpit.filters import FilterError, Filters
 from cockpit.metrics import overview
+from cockpit.access import STAFF
 
-dash.register_page(__name__, path="/", name="Overview", order=0)
+dash.register_page(__name__, path="/", name="Overview", order=0, roles=STAFF)
 
 CARDS = [
     ("ov-leads", "Leads", "leads"),
@@ -106,4 +107,4 @@ def refresh(search):
 def download(_clicks, search):
     f = Filters.from_query(search)
     table = overview.study_table(context.reader(), f)
-    return dcc.send_string(export.to_csv(table), export.filename("studies", f))
+    return export.send(table, "studies", f)

@@ -11,8 +11,9 @@ from dash import Input, Output, State, callback, clientside_callback, dcc, html,
 from cockpit import context, export, ui
 from cockpit.filters import Filters, from_url
 from cockpit.metrics import review
+from cockpit.access import STAFF
 
-dash.register_page(__name__, path="/review", name="Review", title="Weekly review", order=5)
+dash.register_page(__name__, path="/review", name="Review", title="Weekly review", order=5, roles=STAFF)
 
 HEADERS = {
     "study_id": "Study", "name": "Study name", "phase": "Phase", "target": "Target",
@@ -242,7 +243,7 @@ def study_detail(study_id):
 def download(_clicks, search):
     f = from_url(search) or Filters()
     table = review.review_table(context.reader(), f)
-    return dcc.send_string(export.to_csv(table), export.filename("weekly_review", review.study_scope(f)))
+    return export.send(table, "weekly_review", review.study_scope(f))
 
 
 clientside_callback(

@@ -5,13 +5,14 @@ import dash
 import dash_bootstrap_components as dbc
 import pandas as pd
 import plotly.graph_objects as go
-from dash import Input, Output, State, callback, dcc, html, no_update
+from dash import Input, Output, State, callback, html, no_update
 
 from cockpit import context, export, ui
 from cockpit.filters import FilterError, Filters
 from cockpit.metrics import segments
+from cockpit.access import STAFF
 
-dash.register_page(__name__, path="/segments", name="Segments", order=40)
+dash.register_page(__name__, path="/segments", name="Segments", order=40, roles=STAFF)
 
 HEADERS = {
     "segment_id": "Segment id", "segment": "Segment", "leads": "Leads",
@@ -161,4 +162,4 @@ def download(_clicks, search):
     """The CSV of exactly the table shown, the filter in the file name."""
     f = Filters.from_query(search)
     table = segments.segment_table(context.reader(), f)
-    return dcc.send_string(export.to_csv(table), export.filename("segments", f))
+    return export.send(table, "segments", f)

@@ -6,13 +6,14 @@ import dash
 import dash_bootstrap_components as dbc
 import pandas as pd
 import plotly.graph_objects as go
-from dash import Input, Output, State, callback, dcc, html, no_update
+from dash import Input, Output, State, callback, html, no_update
 
 from cockpit import context, export, ui
 from cockpit.filters import FilterError, Filters
 from cockpit.metrics import sites
+from cockpit.access import ALL_ROLES
 
-dash.register_page(__name__, path="/sites", name="Sites", order=35)
+dash.register_page(__name__, path="/sites", name="Sites", order=35, roles=ALL_ROLES)
 
 CARDS = [
     ("si-active", "Active sites", "sites_active"),
@@ -213,4 +214,4 @@ def refresh(search):
 def download(_clicks, search):
     f = Filters.from_query(search)
     table = sites.site_table(context.reader(), f)
-    return dcc.send_string(export.to_csv(table), export.filename("sites", f))
+    return export.send(table, "sites", f)

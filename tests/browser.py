@@ -73,3 +73,22 @@ def read_download(dash_duo, name: str) -> list[dict[str, str]]:
     wait_until(target.exists, f"download {name}")
     time.sleep(0.3)  # let the browser finish writing
     return list(csv.DictReader(target.open(encoding="utf-8")))
+
+
+def sign_in(dash_duo, credentials: tuple[str, str], start: str = "/") -> None:
+    """Sign in through the login form, then open ``start``."""
+    dash_duo.driver.get(dash_duo.server.url + "/login")
+    user = dash_duo.wait_for_element("#login-username")
+    user.clear()
+    user.send_keys(credentials[0])
+    dash_duo.find_element("#login-password").send_keys(credentials[1])
+    dash_duo.find_element("#login-submit").click()
+    wait_until(lambda: "/login" not in dash_duo.driver.current_url, "the sign-in to finish")
+    dash_duo.wait_for_page(dash_duo.server.url + start)
+
+
+def start_signed_in(dash_duo, app, credentials: tuple[str, str], start: str = "/", **server) -> None:
+    """Start the cockpit's server and sign in (every page needs a signed-in user)."""
+    dash_duo.start_server(app, navigate=False, **server)
+    dash_duo._url = dash_duo.server.url  # server_url without the implicit page load
+    sign_in(dash_duo, credentials, start)

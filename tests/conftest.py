@@ -129,3 +129,62 @@ def cockpit_app(demo_store):
     from app import create_app
 
     return create_app(demo_store)
+
+
+# ---------------------------------------------------------------- users and sign-in
+@pytest.fixture(scope="session")
+def demo_scope(demo_store) -> dict:
+    """Two studies of the demo and one site of each, to give users own and foreign data."""
+    con = demo_store.reader()
+    studies = [s for (s,) in con.execute("SELECT study_id FROM study ORDER BY study_id").fetchall()]
+    site = {s: con.execute("SELECT min(site_id) FROM site WHERE study_id = ? AND site_id IN "
+                           "(SELECT site_id FROM journey)", [s]).fetchone()[0] for s in studies}
+    return {"own_study": studies[0], "foreign_study": studies[1],
+            "own_site": site[studies[0]], "foreign_site": site[studies[1]],
+            "foreign_site_same_study": con.execute(
+                "SELECT max(site_id) FROM site WHERE study_id = ? AND site_id IN (SELECT site_id FROM journey)",
+                [studies[0]]).fetchone()[0]}
+
+
+@pytest.fixture(scope="session")
+def cockpit_users(demo_store, demo_scope) -> dict[str, tuple[str, str]]:
+    """One user per role on the demo store (manager: first study; site user: one site of
+    it) and a manager with no assignment: role -> (username, password)."""
+    from cockpit.auth import passwords, users
+
+    made = {}
+    plan = {
+        "admin": ("admin", {}),
+        "leadership": ("leadership", {}),
+        "manager": ("manager", {"studies": [demo_scope["own_study"]]}),
+        "site": ("site", {"sites": [demo_scope["own_site"]]}),
+        "unassigned": ("manager", {}),
+    }
+    for name, (role, assigned) in plan.items():
+        password = passwords.generate_password()
+        username = f"test-{name}"
+        demo_store.write_sync(lambda con: users.add_user(con, username, password, role, **assigned))
+        made[name] = (username, password)
+    return made
+
+
+def sign_in(app, credentials: tuple[str, str]):
+    """A Flask test client signed in through the real sign-in form."""
+    import re
+
+    client = app.server.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    answer = client.post("/login", data={"username": credentials[0], "password": credentials[1],
+                                         "csrf_token": token, "next": "/"})
+    assert answer.status_code == 303, answer.get_data(as_text=True)[:500]
+    return client
+
+
+def add_admin(store, username: str = "test-admin") -> tuple[str, str]:
+    """An admin user on ``store`` (for tests that serve a store of their own)."""
+    from cockpit.auth import passwords, users
+
+    password = passwords.generate_password()
+    store.write_sync(lambda con: users.add_user(con, username, password, "admin"))
+    return username, password

@@ -1,13 +1,13 @@
 """The cockpit in real headless Chromium: Overview loads, a filter changes the numbers,
 the filter lives in the URL, and the CSV export holds the rows the table shows."""
-from browser import choose, click, read_download, text_of, wait_for_rows
+from browser import choose, click, read_download, start_signed_in, text_of, wait_for_rows
 
 from cockpit.filters import Filters
 from cockpit.metrics import overview
 
 
-def test_overview_filter_url_and_export(dash_duo, cockpit_app, demo_store):
-    dash_duo.start_server(cockpit_app)
+def test_overview_filter_url_and_export(dash_duo, cockpit_app, cockpit_users, demo_store):
+    start_signed_in(dash_duo, cockpit_app, cockpit_users["admin"])
     con = demo_store.reader()
     everything = overview.kpis(con, Filters())
     assert text_of(dash_duo, "ov-leads") == f"{everything['leads']:,}"

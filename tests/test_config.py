@@ -40,6 +40,8 @@ def test_the_example_file_is_valid_and_documents_every_section():
                              "digest_recipients": ["recruitment-leads@example.org"],
                              "digest_weekday": "mon", "digest_hour": 7}
     assert config.key_file == Path("/etc/cockpit/pseudonymization.key")
+    assert config.privacy == {"small_cell_threshold": 11}
+    assert config.server == {"https": True, "idle_minutes": 30}
 
 
 def test_defaults_and_relative_paths():
@@ -50,7 +52,7 @@ def test_defaults_and_relative_paths():
 
 def test_unknown_keys_are_named_with_their_section():
     assert problems('colour = "blue"\n[smtp]\nhost = "h"\nsender = "a@b.c"\nhots = "x"\n') == [
-        "(top level): unknown key 'colour' (known: alerts, pseudonymization, smtp, sources)",
+        "(top level): unknown key 'colour' (known: alerts, privacy, pseudonymization, server, smtp, sources)",
         "smtp: unknown key 'hots' (known: host, port, security, sender, timeout)"]
 
 
@@ -257,3 +259,9 @@ def test_serve_schedules_each_configured_source_on_its_interval(tmp_path):
         finally:
             jobs.shutdown(wait=False)
             scheduler._plan = before
+
+
+def test_privacy_and_server_values_are_checked():
+    assert problems("[privacy]\nsmall_cell_threshold = 1\n[server]\nhttps = \"yes\"\n") == [
+        "privacy.small_cell_threshold: must be at least 2, not 1",
+        "server.https: must be a boolean, not text ('yes')"]

@@ -5,7 +5,8 @@ rows the table shows."""
 from datetime import date
 
 import pytest
-from browser import choose, click, grid_column, read_download, text_of, wait_until
+from browser import choose, click, grid_column, read_download, start_signed_in, text_of, wait_until
+from conftest import add_admin
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 from test_alerts_evaluate import copy_store, morning_after
@@ -31,7 +32,7 @@ def alerts_app(demo_db, tmp_path):
     day = date(2026, 7, 3)
     ev.evaluate_all(store, now=morning_after(day), as_of=day, base_url="http://cockpit")
     app = create_app(store)
-    yield app, store
+    yield app, store, add_admin(store)
     context.set_store(previous)
     store.close()
 
@@ -52,8 +53,8 @@ def click_row(dash_duo, grid_id: str, col: str, text: str) -> None:
 
 
 def test_alerts_page_create_refuse_acknowledge_export(dash_duo, alerts_app):
-    app, store = alerts_app
-    dash_duo.start_server(app)
+    app, store, admin = alerts_app
+    start_signed_in(dash_duo, app, admin)
     dash_duo.driver.set_window_size(1400, 1200)
     dash_duo.driver.get(dash_duo.server_url + "/alerts")
     wait_until(lambda: grid_column(dash_duo, "al-rules", "name") == ["Leads ST-101"], "the firing rule")

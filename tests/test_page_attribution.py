@@ -1,7 +1,7 @@
 """The Attribution page in real headless Chromium on the demo store: it loads without
 console errors, the toggle and a filter change the numbers, and the CSV export holds
 the rows the table shows."""
-from browser import choose, click, grid_column, read_download, text_of, wait_for_rows, wait_until
+from browser import choose, click, grid_column, read_download, start_signed_in, text_of, wait_for_rows, wait_until
 
 from cockpit.filters import Filters
 from cockpit.metrics import attribution as paths
@@ -12,9 +12,9 @@ def shown(values) -> list[str]:
     return [f"{v:,.1f}" for v in values]
 
 
-def test_attribution_page(dash_duo, cockpit_app, demo_store):
+def test_attribution_page(dash_duo, cockpit_app, cockpit_users, demo_store):
     con = demo_store.reader()
-    dash_duo.start_server(cockpit_app, port=58073)   # not the default port, which other suites use
+    start_signed_in(dash_duo, cockpit_app, cockpit_users["admin"], port=58073)   # not the default port, which other suites use
     dash_duo.driver.get(dash_duo.server_url + "/attribution")
 
     leads = paths.channel_table(con, Filters(), "lead")

@@ -3,7 +3,7 @@ errors, a budget move, a typed budget, the outcome and a filter change the numbe
 optimiser keeps the total budget, and the CSV export holds the rows the table shows."""
 import time
 
-from browser import choose, click, grid_column, read_download, text_of, wait_until
+from browser import choose, click, grid_column, read_download, start_signed_in, text_of, wait_until
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
@@ -23,12 +23,12 @@ def cell(dash_duo, grid_id: str, row_id: str, col: str):
         By.CSS_SELECTOR, f"#{grid_id} [row-id='{row_id}'] [role=gridcell][col-id='{col}']")
 
 
-def test_budget_page(dash_duo, cockpit_app, demo_store):
+def test_budget_page(dash_duo, cockpit_app, cockpit_users, demo_store):
     con = demo_store.reader()
     started = time.perf_counter()
     fitted = mm.cached_fit(con, Filters())          # the page reuses this cached fit
     cold = time.perf_counter() - started
-    dash_duo.start_server(cockpit_app, port=58074)   # not the default port, which other suites use
+    start_signed_in(dash_duo, cockpit_app, cockpit_users["admin"], port=58074)   # not the default port, which other suites use
     dash_duo.driver.get(dash_duo.server_url + "/budget")
 
     table = mm.channel_frame(fitted, "randomized")

@@ -3,7 +3,7 @@ console errors, a filter changes the numbers, a row click drills into campaigns,
 the CSV export holds the rows the table shows."""
 from selenium.webdriver.common.by import By
 
-from browser import choose, click, read_download, wait_until
+from browser import choose, click, read_download, start_signed_in, wait_until
 
 from cockpit.filters import Filters
 from cockpit.metrics import channels
@@ -30,9 +30,9 @@ def leads_text(table) -> list[str]:
     return [f"{n:,}" for n in table["leads"]]
 
 
-def test_channels_page(dash_duo, cockpit_app, demo_store):
+def test_channels_page(dash_duo, cockpit_app, cockpit_users, demo_store):
     con = demo_store.reader()
-    dash_duo.start_server(cockpit_app)
+    start_signed_in(dash_duo, cockpit_app, cockpit_users["admin"])
     dash_duo.driver.get(dash_duo.server_url + "/channels")
 
     everything = channels.channel_table(con, Filters())
@@ -71,9 +71,9 @@ def test_channels_page(dash_duo, cockpit_app, demo_store):
     assert dash_duo.get_logs() == []
 
 
-def test_channels_drill_down_to_campaigns(dash_duo, cockpit_app, demo_store):
+def test_channels_drill_down_to_campaigns(dash_duo, cockpit_app, cockpit_users, demo_store):
     con = demo_store.reader()
-    dash_duo.start_server(cockpit_app)
+    start_signed_in(dash_duo, cockpit_app, cockpit_users["admin"])
     dash_duo.driver.get(dash_duo.server_url + "/channels")
     everything = channels.channel_table(con, Filters())
     shown(dash_duo, "ch-table", everything["channel"].tolist(), "channel")
@@ -97,7 +97,7 @@ def test_channels_drill_down_to_campaigns(dash_duo, cockpit_app, demo_store):
     assert dash_duo.get_logs() == []
 
 
-def test_every_kpi_column_has_its_definition_on_hover(cockpit_app, tiny_con):
+def test_every_kpi_column_has_its_definition_on_hover(cockpit_app, cockpit_users, tiny_con):
     # the page module registers itself with the app, so it is imported after the app
     from pages.channels import grid_columns
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from browser import click, grid_column, read_download, text_of, wait_until
+from browser import click, grid_column, read_download, start_signed_in, text_of, wait_until
 from cockpit import context, scheduler
 from cockpit.config import FolderSource, SqlSource
 from cockpit.ingest import load_folder
@@ -18,6 +18,7 @@ from cockpit.ingest.sources import register_sources
 from cockpit.metrics import data
 from cockpit.store import Store, open_db
 
+from conftest import add_admin
 from test_ingest import KEY, NOW, SETUP, meta_rows, write
 
 BAD_SPEND = "2026-01-02,ST101 | Awareness | FB,ST101 video 15s,facebook,-12.50,800,8"
@@ -128,15 +129,15 @@ def data_app(tmp_path):
     previous_store, previous_plan = context._store, scheduler.plan()
     scheduler.configure(store, [FolderSource(name="drop", path=raw, stale_after_hours=24)], KEY)
     app = create_app(store)
-    yield app, store, raw
+    yield app, store, raw, add_admin(store)
     context.set_store(previous_store)  # other tests share the one Dash app
     scheduler._plan = previous_plan
     store.close()
 
 
 def test_data_page_shows_quarantine_exports_it_and_reprocesses_a_fixed_file(dash_duo, data_app):
-    app, store, raw = data_app
-    dash_duo.start_server(app)
+    app, store, raw, admin = data_app
+    start_signed_in(dash_duo, app, admin)
     dash_duo.driver.get(dash_duo.server_url + "/data")
     reason = "spend is negative (-12.50)"
     wait_until(lambda: grid_column(dash_duo, "data-quarantine", "reason") == [reason],

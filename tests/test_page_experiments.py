@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.common.by import By
 
-from browser import choose, click, grid_column, read_download, wait_for_rows, wait_until
+from browser import choose, click, grid_column, read_download, start_signed_in, wait_for_rows, wait_until
 
 from cockpit.filters import Filters
 from cockpit.metrics import experiments as ex
@@ -39,14 +39,14 @@ def ground_truth_ctr(demo_raw: Path) -> dict[str, dict]:
     return {e["experiment_id"]: e for e in truth["experiments"] if e["metric"] == "ctr"}
 
 
-def test_experiments_page(dash_duo, cockpit_app, demo_store, demo_raw):
+def test_experiments_page(dash_duo, cockpit_app, cockpit_users, demo_store, demo_raw):
     con = demo_store.reader()
     truth = ground_truth_ctr(demo_raw)
     table = ex.summary(con, Filters())
     ids = table["experiment_id"].tolist()
     assert sorted(truth) == ids
 
-    dash_duo.start_server(cockpit_app)
+    start_signed_in(dash_duo, cockpit_app, cockpit_users["admin"])
     dash_duo.driver.get(dash_duo.server_url + "/experiments")
     wait_for_rows(dash_duo, "ex-table", "experiment_id", ids)
 

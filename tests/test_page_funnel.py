@@ -4,7 +4,7 @@ errors, a filter changes the numbers, the Kaplan-Meier grouping and question swi
 export holds the rows the table shows."""
 from selenium.webdriver.common.by import By
 
-from browser import choose, click, grid_column, read_download, text_of, wait_for_rows, wait_until
+from browser import choose, click, grid_column, read_download, start_signed_in, text_of, wait_for_rows, wait_until
 
 from cockpit.filters import Filters
 from cockpit.metrics import funnel
@@ -26,9 +26,9 @@ def left_out_sentence(summary) -> str:
     return f"{left:,} leads left the funnel and are not part of this curve; see drop-off"
 
 
-def test_funnel_page_filter_km_and_exports(dash_duo, cockpit_app, demo_store):
+def test_funnel_page_filter_km_and_exports(dash_duo, cockpit_app, cockpit_users, demo_store):
     con = demo_store.reader()
-    dash_duo.start_server(cockpit_app)
+    start_signed_in(dash_duo, cockpit_app, cockpit_users["admin"])
     dash_duo.driver.set_window_size(1400, 1000)
     dash_duo.driver.get(dash_duo.server_url + "/funnel")
 
@@ -99,7 +99,7 @@ def test_funnel_page_filter_km_and_exports(dash_duo, cockpit_app, demo_store):
     assert dash_duo.get_logs() == []
 
 
-def test_every_time_to_enrolment_column_has_its_definition_on_hover(cockpit_app, tiny_con):
+def test_every_time_to_enrolment_column_has_its_definition_on_hover(cockpit_app, cockpit_users, tiny_con):
     # the page module registers itself with the app, so it is imported after the app
     from pages.funnel import grid_columns
 

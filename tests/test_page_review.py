@@ -2,19 +2,19 @@
 console errors with one row per study plus the portfolio total, a study filter changes
 the rows, the forecast chart and the changes of the week show, and the CSV export holds
 the rows the table shows."""
-from browser import choose, click, grid_column, read_download, text_of, wait_for_rows, wait_until
+from browser import choose, click, grid_column, read_download, start_signed_in, text_of, wait_for_rows, wait_until
 
 from cockpit.filters import Filters
 from cockpit.metrics import review
 
 
-def test_review_page(dash_duo, cockpit_app, demo_store):
+def test_review_page(dash_duo, cockpit_app, cockpit_users, demo_store):
     con = demo_store.reader()
     table = review.review_table(con, Filters())
     names = table["name"].tolist()
     assert names[-1].startswith("Portfolio") and len(names) == 4  # 3 demo studies + total
 
-    dash_duo.start_server(cockpit_app)
+    start_signed_in(dash_duo, cockpit_app, cockpit_users["admin"])
     dash_duo.driver.get(dash_duo.server_url + "/review")
     wait_for_rows(dash_duo, "rv-table", "name", names)
     assert text_of(dash_duo, "rv-asof").startswith("As of")

@@ -3,7 +3,7 @@ console errors and shows its formula, a filter changes the numbers, and the CSV 
 holds the rows the table shows."""
 import pandas as pd
 
-from browser import choose, click, grid_column, read_download, wait_for_rows, wait_until
+from browser import choose, click, grid_column, read_download, start_signed_in, wait_for_rows, wait_until
 
 from cockpit.filters import Filters
 from cockpit.metrics import segments
@@ -18,9 +18,9 @@ def days(median) -> str:
     return "" if pd.isna(median) else str(median)
 
 
-def test_segments_page(dash_duo, cockpit_app, demo_store):
+def test_segments_page(dash_duo, cockpit_app, cockpit_users, demo_store):
     con = demo_store.reader()
-    dash_duo.start_server(cockpit_app)
+    start_signed_in(dash_duo, cockpit_app, cockpit_users["admin"])
     dash_duo.driver.get(dash_duo.server_url + "/segments")
 
     everything = segments.segment_table(con, Filters())
@@ -61,7 +61,7 @@ def test_segments_page(dash_duo, cockpit_app, demo_store):
     assert dash_duo.get_logs() == []
 
 
-def test_every_kpi_column_has_its_definition_on_hover(cockpit_app, tiny_con):
+def test_every_kpi_column_has_its_definition_on_hover(cockpit_app, cockpit_users, tiny_con):
     # the page module registers itself with the app, so it is imported after the app
     from pages.segments import grid_columns
 

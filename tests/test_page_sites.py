@@ -3,7 +3,7 @@ errors, a filter changes the numbers, non-enrolling sites are highlighted, and t
 export holds the rows the table shows."""
 import json
 
-from browser import choose, click, grid_column, read_download, text_of, wait_for_rows
+from browser import choose, click, grid_column, read_download, start_signed_in, text_of, wait_for_rows
 
 from cockpit.filters import Filters
 from cockpit.metrics import sites
@@ -18,9 +18,9 @@ def row_background(dash_duo, grid_id: str, site_id: str) -> str:
         grid_id, site_id)
 
 
-def test_sites_page_filter_highlight_and_export(dash_duo, cockpit_app, demo_store, demo_raw):
+def test_sites_page_filter_highlight_and_export(dash_duo, cockpit_app, cockpit_users, demo_store, demo_raw):
     con = demo_store.reader()
-    dash_duo.start_server(cockpit_app)
+    start_signed_in(dash_duo, cockpit_app, cockpit_users["admin"])
     dash_duo.driver.set_window_size(1400, 1000)
     dash_duo.driver.get(dash_duo.server_url + "/sites")
 

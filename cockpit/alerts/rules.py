@@ -31,7 +31,8 @@ from typing import Any, Mapping
 
 import duckdb
 
-from cockpit.filters import DIMENSIONS, FilterError, Filters
+from cockpit import audit
+from cockpit.filters import DIMENSIONS, UNLIMITED, FilterError, Filters
 from cockpit.metrics import daily, dimensions
 from cockpit.metrics.counts import SPEND_COLUMNS
 
@@ -176,7 +177,9 @@ def _scope(value: Any, catalog: Catalog | None, reasons: list[str]) -> Filters |
             unknown = [v for v in getattr(scope, dim) if v not in catalog.ids.get(dim, ())]
             if unknown:
                 reasons.append(f"Scope: unknown {dim} {', '.join(unknown)}.")
-    return replace(scope, start=None, end=None)
+    # A rule watches the scope it states, whoever saved it or triggers its evaluation;
+    # who may see the rule is decided where it is shown.
+    return replace(scope, start=None, end=None, scope=UNLIMITED)
 
 
 def _kpi(kind: str, value: Any, reasons: list[str]) -> str | None:
@@ -477,6 +480,9 @@ def save_rule(store, rule: Rule, actor: str, now: datetime | None = None) -> int
                      now, actor, now, actor]).fetchone()[0]
                 action = "created"
             else:
+                before = con.execute("SELECT * EXCLUDE (rule_id, created_at, created_by, updated_at, updated_by) "
+                                     "FROM alert_rule WHERE rule_id = ?", [rule.rule_id]).df()
+                old = before.to_dict("records")[0] if not before.empty else None
                 found = con.execute(
                     """UPDATE alert_rule SET name = ?, kind = ?, kpi = ?, params = ?, scope = ?,
                            recipients = ?, pending_hours = ?, repeat_hours = ?, clear_hours = ?,
@@ -488,7 +494,8 @@ def save_rule(store, rule: Rule, actor: str, now: datetime | None = None) -> int
                 if not found:
                     raise RuleError([f"Rule {rule.rule_id} does not exist (deleted meanwhile?)."])
                 rule_id, action = rule.rule_id, "edited"
-            log_action(con, rule_id, actor, action, json.dumps(row, sort_keys=True, default=str), now)
+            log_action(con, rule_id, actor, action, json.dumps(row, sort_keys=True, default=str), now,
+                       old=None if action == "created" else old)
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")
@@ -499,10 +506,12 @@ def save_rule(store, rule: Rule, actor: str, now: datetime | None = None) -> int
 
 
 def log_action(con: duckdb.DuckDBPyConnection, rule_id: int, actor: str, action: str,
-               detail: str | None, now: datetime) -> None:
-    """Record what a person did with a rule (inside the caller's transaction)."""
+               detail: str | None, now: datetime, old: Any = None) -> None:
+    """Record what a person did with a rule (inside the caller's transaction), in the
+    rule's history and in the audit log."""
     con.execute("INSERT INTO alert_action (rule_id, ts, actor, action, detail) VALUES (?, ?, ?, ?, ?)",
                 [rule_id, now, actor, action, detail])
+    audit.append(con, actor, f"alert_rule.{action}", f"rule {rule_id}", old_value=old, new_value=detail)
 
 
 __all__ = ["KINDS", "DEFAULT_PARAMS", "DEFAULT_TIMING", "Rule", "RuleError", "Catalog", "parse_rule",

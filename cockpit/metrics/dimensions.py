@@ -3,20 +3,35 @@ from __future__ import annotations
 
 import duckdb
 
+from cockpit.filters import Filters
+
 PHASE_ORDER = ["I", "I/II", "II", "II/III", "III", "IV"]
 
 
-def filter_options(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict]]:
-    """Dropdown options per filter dimension: ``[{"label": ..., "value": ...}]``."""
-    def rows(sql: str) -> list[dict]:
-        return [{"label": label, "value": value} for value, label in con.execute(sql).fetchall()]
+def filter_options(con: duckdb.DuckDBPyConnection, f: Filters | None = None) -> dict[str, list[dict]]:
+    """Dropdown options per filter dimension: ``[{"label": ..., "value": ...}]``. Studies,
+    phases and sites are those the viewer's scope (``f.scope``) lets them see, so the
+    list of a site user names no other site."""
+    f = f or Filters()
 
-    phases = [p for (p,) in con.execute("SELECT DISTINCT phase FROM study").fetchall()]
-    phases.sort(key=lambda p: (PHASE_ORDER.index(p) if p in PHASE_ORDER else 99, p))
+    def rows(sql: str, params: list | None = None) -> list[dict]:
+        return [{"label": label, "value": value}
+                for value, label in con.execute(sql, params or []).fetchall()]
+
+    study_where, study_params = f.without(*[d for d in ("study", "phase", "site", "segment", "channel")]) \
+        .where({"study": "st.study_id", "site": "si.site_id"})
+    visible_sites = ("SELECT si.site_id, si.site_id || ' · ' || si.name, si.study_id FROM site si "
+                     "JOIN study st USING (study_id) WHERE " + study_where)
+    studies_sql = ("SELECT DISTINCT st.study_id, st.study_id || ' · ' || st.name, st.phase FROM study st "
+                   "LEFT JOIN site si USING (study_id) WHERE " + study_where)
+    phases = sorted({p for (_, _, p) in con.execute(studies_sql, study_params).fetchall()},
+                    key=lambda p: (PHASE_ORDER.index(p) if p in PHASE_ORDER else 99, p))
     return {
-        "study": rows("SELECT study_id, study_id || ' · ' || name FROM study ORDER BY study_id"),
+        "study": rows(f"SELECT DISTINCT study_id, label FROM ({studies_sql}) s(study_id, label, phase) "
+                      "ORDER BY study_id", study_params),
         "phase": [{"label": f"Phase {p}", "value": p} for p in phases],
-        "site": rows("SELECT site_id, site_id || ' · ' || name FROM site ORDER BY site_id"),
+        "site": rows(f"SELECT site_id, label FROM ({visible_sites}) v(site_id, label, study_id) "
+                     "ORDER BY site_id", study_params),
         "segment": rows("SELECT segment_id, name FROM segment ORDER BY min_age"),
         "channel": rows(
             "SELECT channel_id, name FROM channel "
