@@ -17,8 +17,11 @@ import click
 from cockpit.commands.abtest import abtest
 from cockpit.commands.alerts import alerts
 from cockpit.commands.attribution import attribution
+from cockpit.commands.audit import audit
+from cockpit.commands.erase import erase
 from cockpit.commands.forecast import forecast
 from cockpit.commands.mix import mix
+from cockpit.commands.subject_access import subject_access
 from cockpit.commands.users import users
 from cockpit.store import StoreError, open_db, resolve_db_path
 
@@ -305,8 +308,11 @@ def _demo_users(db: Path) -> None:
 main.add_command(abtest)
 main.add_command(alerts)
 main.add_command(attribution)
+main.add_command(audit)
+main.add_command(erase)
 main.add_command(forecast)
 main.add_command(mix)
+main.add_command(subject_access)
 main.add_command(users)
 
 

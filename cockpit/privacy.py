@@ -14,7 +14,9 @@ import hmac
 import os
 import re
 import secrets
+import unicodedata
 from pathlib import Path
+from urllib.parse import unquote
 
 PID_HEX_CHARS = 32  # 128 bits: collision-free at any realistic volume, half the storage
 
@@ -54,11 +56,42 @@ def load_key(db_path: str | os.PathLike) -> bytes:
 
 
 def normalize_email(email: str | None) -> str | None:
-    """Lower-case, trimmed e-mail; None when empty or without an '@'."""
+    """The canonical spelling of an e-mail address, so that one address typed
+    differently gives one pid; None when empty or not an address.
+
+    Unicode compatibility forms are folded (NFKC: full-width letters, ligatures,
+    non-breaking spaces), invisible format characters (zero-width space, soft hyphen)
+    dropped, surrounding whitespace trimmed, a ``mailto:`` prefix (and its ``?subject=``
+    part) and angle brackets removed (``Anna <a@b.de>`` gives ``a@b.de``), the whole
+    lower-cased, a trailing dot of the domain dropped and an internationalised domain
+    written in its ASCII (``xn--``) form. Dots and ``+tags`` of the local part are
+    kept: at most providers they name different mailboxes.
+    """
     if not email:
         return None
-    value = email.strip().lower()
-    return value if "@" in value and "." in value.split("@")[-1] else None
+    value = unicodedata.normalize("NFKC", email)
+    value = "".join(ch for ch in value if unicodedata.category(ch) != "Cf").strip()
+    if "<" in value and ">" in value:  # "Name <address>": the address is in the brackets
+        value = value[value.rindex("<") + 1:value.rindex(">")].strip()
+    if value[:7].lower() == "mailto:":
+        value = unquote(value[7:].split("?", 1)[0]).strip()
+    value = value.lower()
+    local, at, domain = value.rpartition("@")
+    domain = domain.rstrip(".")
+    if not at or "." not in domain:  # the rule ids were always made by: kept, so no pid moves
+        return None
+    return f"{local}@{_ascii_domain(domain)}"
+
+
+def _ascii_domain(domain: str) -> str:
+    """The domain in its ASCII form (``müller.de`` -> ``xn--mller-kva.de``); the domain
+    as given when it is ASCII already or cannot be encoded."""
+    if domain.isascii():
+        return domain
+    try:
+        return domain.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return domain
 
 
 def normalize_phone(phone: str | None, calling_code: str | None = None) -> str | None:
@@ -99,3 +132,35 @@ def person_id(key: bytes, email: str | None = None, phone: str | None = None) ->
 def hcp_id(key: bytes, registry_number: str) -> str:
     """Pseudonymous id of a referring physician."""
     return pseudonym(key, registry_number.strip().upper(), namespace="hcp")
+
+
+def subject_hash(pid: str) -> str:
+    """The name of a data subject in the erasure ledger, subject requests and the audit
+    log: SHA-256 of the pid. It lets a later load recognise an erased person without the
+    pid itself staying anywhere in the database file."""
+    return hashlib.sha256(f"subject:{pid}".encode("utf-8")).hexdigest()
+
+
+def subject_hash_sql(pid_sql: str) -> str:
+    """SQL computing ``subject_hash`` of the pid expression ``pid_sql`` (DuckDB's
+    ``sha256`` gives the same lower-case hex), so a load can test its rows against
+    the erasure ledger without the pids leaving the database."""
+    return f"sha256('subject:' || {pid_sql})"
+
+
+def existing_key(db_path: str | os.PathLike) -> bytes:
+    """The secret key as ``load_key`` finds it, but never a new one: a request about
+    a person (erasure, access) under a freshly made key would match nobody.
+    Raises KeyFileError saying where the key was looked for."""
+    if os.environ.get("COCKPIT_SECRET_KEY"):
+        return load_key(db_path)
+    path = key_file_for(db_path)
+    if not path.exists():
+        raise KeyFileError(
+            f"No pseudonymization key: $COCKPIT_SECRET_KEY is not set and the key file {path} "
+            f"does not exist. Use the key the store was loaded with (set $COCKPIT_SECRET_KEY "
+            f"or $COCKPIT_KEY_FILE), or give the person's --pid.")
+    try:
+        return bytes.fromhex(path.read_text(encoding="ascii").strip())
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise KeyFileError(f"Cannot read the key file {path}: {exc}") from exc

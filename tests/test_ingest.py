@@ -15,6 +15,7 @@ import duckdb
 import pytest
 
 from cockpit.ingest import load_folder, runner
+from cockpit.privacy import subject_hash
 from cockpit.store import StoreError, open_db
 
 KEY = b"test-key-not-secret"
@@ -743,7 +744,7 @@ def test_no_contact_reaches_any_table(con, raw):
 
 def test_erasure_ledger_keeps_an_erased_person_out(con, raw):
     con.execute("INSERT INTO erasure_ledger VALUES (?, TIMESTAMP '2026-02-01', "
-                "TIMESTAMP '2026-02-01', 'dpo')", [ANNA])
+                "TIMESTAMP '2026-02-01', 'dpo')", [subject_hash(ANNA)])
     all_exports(raw)
     summary = load(con, raw)
     # Anna: pre-screener R-1, pipeline P-1 and consent cs-1.

@@ -3,14 +3,15 @@ before anything is written; persons in the erasure ledger are recognised; person
 their segment and the links of web visitors to persons are upserted."""
 from __future__ import annotations
 
-from cockpit.privacy import hcp_id, person_id
+from cockpit.privacy import hcp_id, person_id, subject_hash_sql
 
 from .context import ACCEPTED, PIDS, STAGE, LoadContext
 from .frames import python_rows
 from .sqltext import ident
 
-# SQL over the typed relation: the row belongs to an erased person.
-ERASED = "pid IN (SELECT pid FROM erasure_ledger)"
+# SQL over the typed relation: the row belongs to an erased person. The ledger holds
+# subject hashes, never pids, so the row's pid is hashed the same way in SQL.
+ERASED = f"{subject_hash_sql('pid')} IN (SELECT subject FROM erasure_ledger)"
 
 
 def add_pids(ctx: LoadContext, email: str, phone: str, hcp: str | None = None) -> None:
