@@ -4,12 +4,41 @@
 channel the lead is attributed to, and when each later stage was reached. Every funnel
 KPI reads it, so pages never scan the event tables.
 
-Attribution of a lead (DESIGN.md, "Channel of a lead"): the last touchpoint of the
-person at or before the lead, within ``LOOKBACK_DAYS``, for the same study (or for no
-particular study). Tracking touchpoints (ad clicks, page views, QR scans, UTM-tagged
-forms) count only while the person's current tracking consent is granted; a referral
-or an event sign-up is the person's own act of contact and always counts. A lead
-without a usable touch is attributed to ``unattributed``.
+Consent is an append-only history per person and purpose (``consent_event``); the
+current state is the latest event, and at equal times a withdrawal wins over a grant
+(the cautious reading). Two purposes shape the journey:
+
+- ``tracking``: tracking touchpoints (ad clicks, page views, QR scans, UTM-tagged
+  forms) count only while the person's current tracking consent is granted; a
+  referral or an event sign-up is the person's own act of contact and always counts.
+- ``contact_research``: when the current state is a withdrawal that follows a grant,
+  the person stops being counted from the moment of the withdrawal
+  (``consent_withdrawn_ts``: the first withdrawal after the latest grant). Funnel
+  events at or after that moment are not used: the journey keeps the stages reached
+  before it and nothing later, and a lead first made after it has no journey. A first
+  decision that is a refusal (no grant before) is not a withdrawal and changes nothing
+  here; the Compliance page counts refusals.
+
+What "stops being counted from that moment" means for each family of metrics:
+
+- counts of a period (leads, eligible, consented, randomized per day, week or period,
+  the costs per stage built on them, enrolment rates, randomized to date, the daily
+  KPIs alerts watch): each stage counts on its day only if it came before the
+  withdrawal, so a lead of a period before the withdrawal keeps counting there, and
+  nothing dated at or after the withdrawal is counted. Follows from the journey alone.
+- cohort conversion (Funnel page): the withdrawn lead stays in its lead cohort with the
+  stages reached before the withdrawal and reaches none after it.
+- counts "as of now" (open pipeline, leads waiting for a site's call, open leads of
+  time to enrolment): a withdrawn lead is not open, whatever its last step. Applied by
+  ``metrics.funnel`` (lead status: exited unless randomized before the withdrawal) and
+  ``metrics.sites`` (not waiting for a call).
+- forecasts: the recruitment forecast runs on randomized patients and site exposure,
+  so a randomization before the withdrawal keeps counting and no open lead feeds it.
+- attribution paths (``metrics.attribution``) end at the withdrawal as well.
+
+Attribution of a lead (DESIGN.md, "Channel of a lead"): the last usable touchpoint of
+the person at or before the lead, within ``LOOKBACK_DAYS``, for the same study (or for
+no particular study). A lead without a usable touch is attributed to ``unattributed``.
 """
 from __future__ import annotations
 
@@ -18,6 +47,7 @@ import duckdb
 LOOKBACK_DAYS = 90
 TRACKING_KINDS = ("ad_click", "page_view", "qr_scan", "form")
 UNATTRIBUTED = "unattributed"
+PURPOSES = ("tracking", "contact_research")
 
 # (journey column, funnel stage): the first time the person reached the stage.
 STAGE_COLUMNS = (
@@ -35,6 +65,29 @@ STAGE_COLUMNS = (
 )
 
 
+def consent_state_sql(purpose: str) -> str:
+    """SQL of one row per person with a decision for ``purpose``: ``pid`` and
+    ``granted``, the current state (the latest event; at equal times a withdrawal wins)."""
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown consent purpose {purpose!r}")
+    # the key (ts, NOT granted) orders a withdrawal after a grant of the same instant
+    return (f"SELECT pid, arg_max(granted, (ts, NOT granted)) AS granted "
+            f"FROM consent_event WHERE purpose = '{purpose}' GROUP BY pid")
+
+
+def research_withdrawal_sql() -> str:
+    """SQL of one row per person whose current ``contact_research`` consent is withdrawn
+    after a grant: ``pid`` and ``consent_withdrawn_ts``, the first withdrawal at or after the
+    latest grant (a repeated withdrawal does not move the moment)."""
+    return """
+        SELECT c.pid, min(c.ts) AS consent_withdrawn_ts
+        FROM consent_event c
+        JOIN (SELECT pid, max(ts) AS last_grant FROM consent_event
+              WHERE purpose = 'contact_research' AND granted GROUP BY pid) g USING (pid)
+        WHERE c.purpose = 'contact_research' AND NOT c.granted AND c.ts >= g.last_grant
+        GROUP BY c.pid"""
+
+
 def _journey_sql() -> str:
     stage_cols = ",\n        ".join(
         f"min(ts) FILTER (WHERE stage = '{stage}') AS {col}" for col, stage in STAGE_COLUMNS
@@ -42,19 +95,21 @@ def _journey_sql() -> str:
     stage_names = ", ".join(col for col, _ in STAGE_COLUMNS)
     tracking_kinds = ", ".join(f"'{k}'" for k in TRACKING_KINDS)
     return f"""
-    WITH tracking AS (
-        SELECT pid, arg_max(granted, ts) AS granted
-        FROM consent_event WHERE purpose = 'tracking' GROUP BY pid
+    WITH tracking AS ({consent_state_sql('tracking')}),
+    withdrawal AS ({research_withdrawal_sql()}),
+    events AS (  -- funnel events before the person withdrew consent to be contacted
+        SELECT e.* FROM funnel_event e LEFT JOIN withdrawal w USING (pid)
+        WHERE w.consent_withdrawn_ts IS NULL OR e.ts < w.consent_withdrawn_ts
     ),
     leads AS (
         SELECT pid, study_id, min(ts) AS lead_ts
-        FROM funnel_event WHERE stage = 'lead' GROUP BY pid, study_id
+        FROM events WHERE stage = 'lead' GROUP BY pid, study_id
     ),
     stages AS (
         SELECT pid, study_id,
         arg_max(site_id, ts) FILTER (WHERE site_id IS NOT NULL) AS site_id,
         {stage_cols}
-        FROM funnel_event GROUP BY pid, study_id
+        FROM events GROUP BY pid, study_id
     ),
     usable_touch AS (
         SELECT t.* FROM touchpoint t
@@ -78,11 +133,13 @@ def _journey_sql() -> str:
     SELECT l.pid, l.study_id, s.site_id, p.segment_id,
            coalesce(lt.channel_id, '{UNATTRIBUTED}') AS channel_id,
            lt.campaign_id, lt.creative_id, l.lead_ts,
-           {stage_names}
+           {stage_names},
+           w.consent_withdrawn_ts
     FROM leads l
     JOIN stages s USING (pid, study_id)
     LEFT JOIN person p USING (pid)
     LEFT JOIN last_touch lt USING (pid, study_id)
+    LEFT JOIN withdrawal w USING (pid)
     """
 
 
@@ -90,7 +147,8 @@ def rebuild_journey(con: duckdb.DuckDBPyConnection) -> int:
     """Recompute ``journey`` from the facts; returns its row count. The caller owns the
     transaction, so readers never see the table half rebuilt."""
     con.execute("DELETE FROM journey")
-    con.execute("INSERT INTO journey " + _journey_sql())
+    # by name: the columns added by later migrations sit at the end of the table
+    con.execute("INSERT INTO journey BY NAME " + _journey_sql())
     return con.execute("SELECT count(*) FROM journey").fetchone()[0]
 
 

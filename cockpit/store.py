@@ -82,6 +82,23 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
     return applied
 
 
+# Migrations after which the derived tables must be rebuilt from the facts (a column
+# they add is filled by the rebuild).
+REBUILDS_DERIVED = frozenset({5})
+
+
+def _rebuild_derived(con: duckdb.DuckDBPyConnection) -> None:
+    from cockpit import derive
+
+    con.execute("BEGIN TRANSACTION")
+    try:
+        derive.refresh(con)
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+
+
 def open_db(path: str | os.PathLike, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open (creating if needed) and migrate the store at ``path``.
 
@@ -106,8 +123,8 @@ def open_db(path: str | os.PathLike, read_only: bool = False) -> duckdb.DuckDBPy
         raise StoreError(f"Cannot open the store {path}: {exc}") from exc
     try:
         con.execute("SET TimeZone = 'UTC'")
-        if not read_only:
-            migrate(con)
+        if not read_only and REBUILDS_DERIVED & set(migrate(con)):
+            _rebuild_derived(con)
     except duckdb.Error as exc:
         con.close()
         raise StoreError(f"Cannot migrate the store {path}: {exc}") from exc

@@ -52,8 +52,9 @@ def current_consent(con: duckdb.DuckDBPyConnection, pid: str) -> dict[str, dict]
     """The person's current consent per purpose: the latest event of each purpose
     (consent is an append-only history), with when and through which channel."""
     rows = con.execute(
-        "SELECT purpose, arg_max(granted, (ts, consent_id)), max(ts), "
-        "arg_max(channel_id, (ts, consent_id)), arg_max(notice_version, (ts, consent_id)) "
+        # at equal times a withdrawal wins, as in the journey (cockpit.derive)
+        "SELECT purpose, arg_max(granted, (ts, NOT granted)), max(ts), "
+        "arg_max(channel_id, (ts, NOT granted)), arg_max(notice_version, (ts, NOT granted)) "
         "FROM consent_event WHERE pid = ? GROUP BY purpose ORDER BY purpose", [pid]).fetchall()
     return {purpose: {"granted": bool(granted), "since": iso(ts), "channel_id": channel,
                       "notice_version": notice}

@@ -1,4 +1,11 @@
-"""The journey table: one row per person and study, attributed by last consented touch."""
+"""The journey table: one row per person and study, attributed by last consented touch,
+ending where the person withdrew the consent to be contacted for research."""
+from datetime import date
+
+import pytest
+
+from cockpit import derive
+from cockpit.filters import Filters
 
 
 def journeys(con):
@@ -32,3 +39,97 @@ def test_rebuild_is_idempotent(tiny_con):
     before = tiny_con.execute("SELECT * FROM journey ORDER BY pid").fetchall()
     assert derive.rebuild_journey(tiny_con) == 5
     assert tiny_con.execute("SELECT * FROM journey ORDER BY pid").fetchall() == before
+
+
+# ---------------------------------------------------------------- consent to be contacted
+
+# tiny_con journeys (tests/conftest.py): p1 A lead 03-03 12:00, eligible 12:10, consented
+# 03-10 10:00, randomized 03-20 10:00; p2 A lead 03-04 09:00, eligible 03-05 09:00; p3 A
+# lead 03-10 09:00, ineligible 09:05; p4 B lead 03-05 08:00, eligible 03-06, consented
+# 03-15, randomized 03-25; p5 A lead 02-10, eligible 02-11, consented 02-20, randomized 03-05.
+RESEARCH_SQL = """
+INSERT INTO consent_event VALUES
+  -- p1 withdraws after consenting to the study: randomization of 03-20 no longer counts
+  ('r1a', 'p1', 'contact_research', TRUE,  '2026-03-03 11:00', NULL, 'v1', 'f'),
+  ('r1b', 'p1', 'contact_research', FALSE, '2026-03-12 00:00', NULL, 'v1', 'f'),
+  -- p2 withdraws at the very moment of the eligible pre-screen (not before it), then again
+  ('r2a', 'p2', 'contact_research', TRUE,  '2026-03-04 08:00', NULL, 'v1', 'f'),
+  ('r2b', 'p2', 'contact_research', FALSE, '2026-03-05 09:00', NULL, 'v1', 'f'),
+  ('r2c', 'p2', 'contact_research', FALSE, '2026-03-06 09:00', NULL, 'v1', 'f'),
+  -- p3 grants and withdraws in the same instant, before the lead: no journey at all
+  ('r3a', 'p3', 'contact_research', TRUE,  '2026-03-10 08:00', NULL, 'v1', 'f'),
+  ('r3b', 'p3', 'contact_research', FALSE, '2026-03-10 08:00', NULL, 'v1', 'f'),
+  -- p4 withdraws and grants again: the current state is granted, nothing changes
+  ('r4a', 'p4', 'contact_research', TRUE,  '2026-03-05 07:00', NULL, 'v1', 'f'),
+  ('r4b', 'p4', 'contact_research', FALSE, '2026-03-10 08:00', NULL, 'v1', 'f'),
+  ('r4c', 'p4', 'contact_research', TRUE,  '2026-03-11 08:00', NULL, 'v1', 'f'),
+  -- p5 refused from the start: a refusal, not a withdrawal
+  ('r5',  'p5', 'contact_research', FALSE, '2026-02-01 00:00', NULL, 'v1', 'f');
+"""
+
+
+@pytest.fixture
+def withdrawn_con(tiny_con):
+    tiny_con.execute(RESEARCH_SQL)
+    derive.refresh(tiny_con)
+    return tiny_con
+
+
+def stages(con) -> dict:
+    cols = "lead_ts, eligible_ts, consented_ts, randomized_ts, consent_withdrawn_ts"
+    return {r[0]: tuple(None if v is None else v.strftime("%m-%d %H:%M") for v in r[1:])
+            for r in con.execute(f"SELECT pid, {cols} FROM journey ORDER BY pid").fetchall()}
+
+
+def test_journey_keeps_the_stages_before_a_withdrawal(withdrawn_con):
+    assert stages(withdrawn_con) == {
+        # lead, eligible, consented, randomized, withdrawn
+        "p1": ("03-03 12:00", "03-03 12:10", "03-10 10:00", None, "03-12 00:00"),
+        "p2": ("03-04 09:00", None, None, None, "03-05 09:00"),
+        "p4": ("03-05 08:00", "03-06 08:00", "03-15 08:00", "03-25 08:00", None),
+        "p5": ("02-10 09:00", "02-11 09:00", "02-20 09:00", "03-05 09:00", None),
+    }
+    # p1 keeps the channel its lead is attributed to
+    assert journeys(withdrawn_con)["p1"][3] == "facebook"
+
+
+def test_without_research_consent_events_nothing_changes(tiny_con):
+    assert tiny_con.execute("SELECT count(*), count(consent_withdrawn_ts) FROM journey").fetchone() == (5, 0)
+
+
+def test_lead_counts_before_the_withdrawal_keep_the_lead(withdrawn_con):
+    from cockpit.metrics.counts import stage_counts
+
+    week = stage_counts(withdrawn_con, Filters.make(start="2026-03-02", end="2026-03-08")).iloc[0]
+    # leads p1 (03-03), p2 (03-04), p4 (03-05): all made before their withdrawals
+    assert (week["leads"], week["eligible"]) == (3, 2)  # eligible p1, p4 (p2's came at the withdrawal)
+    march = stage_counts(withdrawn_con, Filters.make(start="2026-03-01", end="2026-03-31")).iloc[0]
+    # without the consent rows: leads 4 (p1 p2 p3 p4), eligible 3, consented 2, randomized 3
+    assert march[["leads", "eligible", "consented", "randomized"]].tolist() == [3, 2, 2, 2]
+
+
+def test_daily_kpis_follow_the_journey(withdrawn_con):
+    from cockpit.metrics import daily
+
+    march = Filters.make(start="2026-03-01", end="2026-03-31")
+    assert daily.window_value(withdrawn_con, "randomized", march).value == 2.0  # p4 and p5
+    series = daily.daily_series(withdrawn_con, "randomized", march).set_index("day")["value"]
+    assert series.sum() == 2.0 and series[date(2026, 3, 20)] == 0.0  # p1's randomization is gone
+
+
+def test_a_withdrawal_wins_over_a_tracking_grant_of_the_same_instant(tiny_con):
+    # p4's click is at 03-05 07:00, tracking granted 06:00; a withdrawal stamped 06:00 too
+    tiny_con.execute("INSERT INTO consent_event VALUES "
+                     "('c4b', 'p4', 'tracking', FALSE, '2026-03-05 06:00', NULL, 'v1', 'f')")
+    derive.refresh(tiny_con)
+    assert journeys(tiny_con)["p4"][3] == "unattributed"
+
+
+def test_consent_state_sql_rejects_an_unknown_purpose():
+    with pytest.raises(ValueError):
+        derive.consent_state_sql("marketing")
+
+
+def test_the_migration_adds_the_column(tiny_con):
+    cols = [r[0] for r in tiny_con.execute("DESCRIBE journey").fetchall()]
+    assert cols[-1] == "consent_withdrawn_ts"

@@ -127,3 +127,21 @@ def test_demo_randomized_mode_and_models_agree_on_totals(demo_store):
     assert set(result.removal_effects) == set(result.channels)
     assert all(0 <= e <= 1 for e in result.removal_effects.values())
     assert attr.ASSUMPTIONS.keys() >= set(m.TABLE_MODELS)
+
+
+def test_paths_end_when_consent_to_be_contacted_is_withdrawn(tiny_con):
+    from cockpit import derive
+
+    # p1 withdraws consent to be contacted on 03-12 (before its randomization of 03-20, which
+    # no longer counts) and is referred by a doctor on 03-15, after the withdrawal
+    tiny_con.execute("""
+        INSERT INTO consent_event VALUES
+          ('r1a', 'p1', 'contact_research', TRUE,  '2026-03-03 11:00', NULL, 'v1', 'f'),
+          ('r1b', 'p1', 'contact_research', FALSE, '2026-03-12 00:00', NULL, 'v1', 'f');
+        INSERT INTO touchpoint VALUES
+          ('t7', 'p1', NULL, '2026-03-15 09:00', 'referral', 'hcp_referral', 'HA', NULL, 'A', 'A1', 'h1', 'f');
+    """)
+    derive.refresh(tiny_con)
+    # p1 is now a null whose path stops at the withdrawal: facebook only, not facebook > hcp_referral
+    assert as_dict(m.path_counts(tiny_con, Filters(), "randomized")) == {
+        "facebook": (1, 1), "hcp_referral": (1, 1)}

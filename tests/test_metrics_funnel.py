@@ -395,3 +395,43 @@ def test_demo_segments_differ_in_speed_as_planted(demo_raw, demo_store):
     planted = sorted(truth, key=lambda s: truth[s]["planted"]["delay_factor"])
     found = sorted(truth, key=lambda s: km.loc[s, "median_days_randomized_only"])
     assert found[0] == planted[0] == "young_adults"
+
+
+# ---------------------------------------------------------------- consent to be contacted withdrawn
+
+def withdraw_research_consent(con, pid: str, granted: str, withdrawn: str) -> None:
+    """A grant and a later withdrawal of the consent to be contacted for research."""
+    con.execute("INSERT INTO consent_event VALUES (?, ?, 'contact_research', TRUE, ?, NULL, 'v1', 'f'), "
+                "(?, ?, 'contact_research', FALSE, ?, NULL, 'v1', 'f')",
+                [f"rg-{pid}", pid, f"2026-{granted} 08:00", f"rw-{pid}", pid, f"2026-{withdrawn} 08:00"])
+    derive.refresh(con)
+
+
+def test_a_lead_who_withdrew_consent_is_no_longer_open(con):
+    # q10 (facebook, lead 06-20, contacted 06-22, consented 06-30) withdraws on 06-25: the
+    # consent of 06-30 is gone and q10, open before, now left the funnel (10 days to 30 June)
+    withdraw_research_consent(con, "q10", "06-20", "06-25")
+    rows = funnel.lead_status(con, Filters.make(channel="facebook"))
+    assert list(rows[["status", "days", "persons"]].itertuples(index=False, name=None)) == [
+        ("exited", 10, 1), ("exited", 81, 1), ("exited", 97, 1), ("exited", 102, 1), ("exited", 116, 1),
+        ("exited", 119, 1), ("randomized", 30, 1)]
+    # the cohort keeps the lead with the stages before the withdrawal: consented 6 -> 5
+    assert funnel.stage_conversion(con, Filters())["reached"].tolist() == [12, 12, 9, 7, 5, 4, 3]
+
+
+def test_a_randomization_before_the_withdrawal_still_counts(con):
+    # q11 was randomized 05-01 and withdraws consent to be contacted on 05-10
+    withdraw_research_consent(con, "q11", "04-01", "05-10")
+    rows = funnel.lead_status(con, Filters.make(channel="hcp_referral"))
+    assert ("randomized", 30, 1) in list(rows[["status", "days", "persons"]].itertuples(index=False, name=None))
+
+
+def test_exits_after_the_withdrawal_are_not_drop_offs(con):
+    # q7 consented 03-30 and withdrew from the study on 04-05; it withdrew consent to be
+    # contacted on 04-01, so the exit of 04-05 is after the journey's end and is not counted:
+    # q7 is now among the leads with no outcome after consenting (with q10)
+    withdraw_research_consent(con, "q7", "03-20", "04-01")
+    table = funnel.dropoff_reasons(con, Filters())
+    consented = table[table["left_after"] == "Consented"]
+    assert consented[["exit", "persons"]].values.tolist() == [[funnel.STALLED, 2]]
+    assert "Withdrew before randomization" not in table["exit"].tolist()

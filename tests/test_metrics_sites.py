@@ -247,3 +247,14 @@ def test_demo_site_rates_match_the_generator(demo_raw, demo_store):
             continue
         assert t.loc[site, "randomized"] == want["randomized"]
         assert str(t.loc[site, "activation_date"]) == want["activation_date"]
+
+
+def test_a_lead_who_withdrew_consent_is_not_waiting_for_a_call(con):
+    # s7 (A1, eligible 06-22, never called) withdraws consent to be contacted on 06-25:
+    # A1 waits for s6 only; s7 still counts among the period's leads that needed a call
+    con.execute("INSERT INTO consent_event VALUES "
+                "('rg', 's7', 'contact_research', TRUE,  '2026-06-22 08:00', NULL, 'v1', 'f'), "
+                "('rw', 's7', 'contact_research', FALSE, '2026-06-25 08:00', NULL, 'v1', 'f')")
+    derive.refresh(con)
+    a1 = sites.site_table(con, Filters()).set_index("site_id").loc["A1"]
+    assert (a1["waiting_for_contact"], a1["to_contact"]) == (1, 7)

@@ -171,3 +171,25 @@ def test_formatting(page):
     assert page.fmt_hours(72.0) == "3.0 days"
     assert page.fmt_hours(None) == "—"
     assert page.fmt_pct(87.44) == "87.4%"
+
+
+def test_compliance_page_in_the_browser_for_leadership(dash_duo, cockpit_app, cockpit_users, demo_store):
+    """Leadership opens the page from the navbar, reads the tracking consent rate the
+    metrics compute, and downloads the consent table de-identified (their default)."""
+    from browser import click, read_download, start_signed_in, text_of
+
+    with cockpit_app.server.test_request_context():
+        flask.g.scope = Scope()
+        expected = compliance.purpose_table(demo_store.reader(), Filters())
+    tracking = expected.set_index("purpose").loc["tracking"]
+    start_signed_in(dash_duo, cockpit_app, cockpit_users["leadership"], start="/compliance")
+    shown = text_of(dash_duo, "co-consent-tracking", not_in=("", "…", "–"))
+    assert shown == f"{tracking['consent_rate_pct']:.1f}%"
+    click(dash_duo, "#co-purposes-export")
+    rows = read_download(dash_duo, "compliance_consent_all_deidentified.csv")
+    assert [r["purpose"] for r in rows] == expected["purpose"].tolist()
+    newest = audit.entries(demo_store.reader(), limit=5)
+    export_entry = next(e for e in newest if e["action"] == "export")
+    assert (export_entry["actor"], export_entry["target"]) == (
+        cockpit_users["leadership"][0], "compliance_consent_all_deidentified.csv")
+    assert audit.verify(demo_store.reader()).ok

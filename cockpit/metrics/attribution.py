@@ -8,7 +8,8 @@ A person's path (per study) is the channels of their usable touches, oldest firs
   event sign-up always counts. Touches of the study or of no particular study.
 - from ``LOOKBACK_DAYS`` before the lead up to the conversion: the lead itself (mode
   ``lead``) or the randomization (mode ``randomized``; persons not randomized keep every
-  touch up to now).
+  touch up to now, or up to the moment they withdrew the consent to be contacted for
+  research, ``journey.consent_withdrawn_ts``: they stop being counted from then on).
 - consecutive touches of one channel (an ad click and the form it led to) are one step,
   dated by the latest of them.
 
@@ -28,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from cockpit.analytics import attribution as attr
-from cockpit.derive import LOOKBACK_DAYS, TRACKING_KINDS
+from cockpit.derive import LOOKBACK_DAYS, TRACKING_KINDS, consent_state_sql
 from cockpit.filters import Filters
 
 MODES = {"lead": "up to the lead", "randomized": "up to randomization"}
@@ -52,13 +53,12 @@ def _person_paths_sql(f: Filters, mode: str) -> tuple[str, list]:
     if mode == "lead":
         until, converted = "j.lead_ts", "TRUE"
     else:
-        until, converted = "coalesce(j.randomized_ts, TIMESTAMP '9999-12-31')", "j.randomized_ts IS NOT NULL"
+        # the journey holds no randomization after a withdrawal, so the earlier of the two ends the path
+        until = "coalesce(j.randomized_ts, j.consent_withdrawn_ts, TIMESTAMP '9999-12-31')"
+        converted = "j.randomized_ts IS NOT NULL"
     kinds = ", ".join(f"'{k}'" for k in TRACKING_KINDS)
     sql = f"""
-    WITH tracking AS (
-        SELECT pid, arg_max(granted, ts) AS granted
-        FROM consent_event WHERE purpose = 'tracking' GROUP BY pid
-    ),
+    WITH tracking AS ({consent_state_sql('tracking')}),
     persons AS (
         SELECT j.pid, j.study_id, j.lead_ts, {until} AS until, {converted} AS converted
         FROM journey j WHERE {where}

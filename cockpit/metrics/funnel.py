@@ -155,7 +155,8 @@ def dropoff_reasons(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
     One row per exit and coded reason: ``persons`` who left that way (each person
     once per exit, with the reason of the first such event; a missing code shows as
     "not recorded"). A withdrawal after randomization is not a recruitment drop-off
-    and is left out. After the exits of each stage comes one row ``STALLED`` of the
+    and is left out, as is an exit recorded at or after the person withdrew the consent
+    to be contacted for research (the journey ends there). After the exits of each stage comes one row ``STALLED`` of the
     persons who reached the stage, went no further and have no exit recorded: leads
     still in progress or silently lost (an abandoned pre-screener, a site that never
     called back); the data cannot tell the two apart.
@@ -166,11 +167,14 @@ def dropoff_reasons(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
     where, params = _cohort(f)
     stages = ", ".join(f"'{s}'" for s in EXITS)
     sql = f"""
-        WITH cohort AS (SELECT pid, study_id, randomized_ts FROM journey WHERE {where}),
+        WITH cohort AS (SELECT pid, study_id, randomized_ts, consent_withdrawn_ts
+                        FROM journey WHERE {where}),
         exits AS (
             SELECT e.pid, e.study_id, e.stage, arg_min(e.reason, e.ts) AS reason, min(e.ts) AS ts
             FROM funnel_event e JOIN cohort c USING (pid, study_id)
-            WHERE e.stage IN ({stages}) GROUP BY ALL
+            WHERE e.stage IN ({stages})
+              AND (c.consent_withdrawn_ts IS NULL OR e.ts < c.consent_withdrawn_ts)
+            GROUP BY ALL
         )
         SELECT x.stage, coalesce(x.reason, 'not recorded') AS reason, count(*) AS persons
         FROM exits x JOIN cohort c USING (pid, study_id)
@@ -262,7 +266,9 @@ def lead_status(con: duckdb.DuckDBPyConnection, f: Filters, by: str = "channel")
       the randomization date (a withdrawal after it changes nothing);
     - ``exited``: not randomized, an exit recorded (pre-screen ineligible, not
       reachable, declined, screen fail, withdrawn; without a randomization every
-      withdrawal came before it);
+      withdrawal came before it), or the consent to be contacted for research
+      withdrawn (``journey.consent_withdrawn_ts``: the lead stops being counted from
+      then on, so it is no longer open);
     - ``stale``: not randomized, no exit, and its latest stage timestamp more than
       ``STALE_DAYS`` days before the latest day with data (``last_day``), or more than
       ``PRESCREEN_STALE_DAYS`` days when the pre-screener was never passed (abandoned);
@@ -295,7 +301,7 @@ def _status_sql() -> str:
     steps = ", ".join(col for _, _, col in STAGES)  # greatest() skips the stages not reached
     return f"""CASE
         WHEN randomized_ts IS NOT NULL THEN '{RANDOMIZED}'
-        WHEN coalesce({exits}) IS NOT NULL THEN '{EXITED}'
+        WHEN coalesce({exits}, consent_withdrawn_ts) IS NOT NULL THEN '{EXITED}'
         WHEN eligible_ts IS NULL
              AND date_diff('day', CAST(greatest({steps}) AS DATE), CAST(? AS DATE)) > {PRESCREEN_STALE_DAYS}
              THEN '{STALE}'

@@ -98,8 +98,9 @@ def _site_rows(con: duckdb.DuckDBPyConnection, f: Filters, end) -> pd.DataFrame:
     lead_day, contact_day = "CAST(lead_ts AS DATE)", "CAST(contacted_ts AS DATE)"
     wd = working_days_sql(lead_day, contact_day)
     wd_open = working_days_sql(lead_day, "p.last_day")
+    # a lead who withdrew consent to be contacted is no longer waiting for a call
     closed = ("coalesce(contacted_ts, not_reachable_ts, declined_ts, consented_ts, screened_ts, "
-              "screen_failed_ts, randomized_ts, withdrawn_ts)")
+              "screen_failed_ts, randomized_ts, withdrawn_ts, consent_withdrawn_ts)")
     # p: the latest day with data and the period, bound once and joined where needed
     sql = f"""
         WITH p AS (SELECT CAST(? AS DATE) AS last_day, CAST(? AS DATE) AS p_start,
@@ -175,7 +176,8 @@ def site_table(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
       call; ``median_working_days_to_contact``: median (``quantile_cont``) over those
       contacted; ``pct_contacted_within_2wd``: contacted within 2 working days of the
       lead / leads that needed a call and are at least 2 working days old;
-      ``waiting_for_contact``: needed a call, no contact nor outcome yet;
+      ``waiting_for_contact``: needed a call, no contact nor outcome yet, and the
+      consent to be contacted not withdrawn;
       ``slow_contact``: median above 2 working days on at least 5 contacts;
     - ``screened``: screening visits in the period; ``screen_fail_rate`` = screen
       failed / screened x 100;

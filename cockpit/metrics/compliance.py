@@ -1,0 +1,357 @@
+"""Numbers of the Compliance page: consent, refusals and withdrawals per purpose, how
+fast a withdrawal or an erasure is carried out, and the age of access requests.
+
+Consent (``consent_event``) is an append-only history per person and purpose
+(``tracking``, ``contact_research``). Its events are ordered by time, and at equal
+times a grant before a withdrawal, as in ``cockpit.derive`` (so the state after the
+instant is the withdrawal, and a grant and a withdrawal of the same instant are a
+grant followed by a withdrawal).
+
+- Decided persons of a period: persons whose first decision for the purpose falls in
+  the period (all persons with a decision when no dates are set).
+- Consent rate = decided persons whose state at the end of the period (the latest
+  event up to the end date; the latest event of all when no end is set) is granted /
+  decided persons, in percent.
+- Refusal rate = decided persons whose first decision is a refusal (a withdrawal with
+  no grant before it) / decided persons, in percent.
+- Withdrawal: a withdrawal event that follows a grant (the state changes from granted
+  to withdrawn); a repeated withdrawal is not a new one, a withdrawal after a new grant
+  is. Dated by the event's time.
+- Time to apply a withdrawal: from the withdrawal (``consent_event.ts``) to the moment
+  the cockpit applied it. The loader writes the event, rebuilds the derived tables and
+  records the file (``source_file``, keyed by content hash, with its ``path`` and
+  ``loaded_at``) in one transaction, and ``consent_event.source_file`` holds the path
+  of the file that brought the event. The moment applied is the earliest load of a
+  file at that path (status ``loaded``) at or after the withdrawal: a file (or a SQL
+  source, path ``sql:<name>``) loaded again under the same path with new content has
+  several loads, and the event cannot have been loaded before it happened. A
+  withdrawal without such a load (a time after the load, e.g. a clock error) counts
+  as not applied and is left out of the median.
+- Time to complete an erasure: ``erasure_ledger`` requested_at -> completed_at, in
+  days, over the erasures completed; those still open are counted apart.
+- Access requests (``subject_request`` of kind ``access``): age in days = completed -
+  received, or now - received while open; flagged when over ``LIMIT_DAYS`` days
+  (open for longer, or completed after longer): GDPR Art. 12(3) allows one month.
+Medians are DuckDB ``quantile_cont(x, 0.5)`` (linear interpolation).
+
+Filters: consent numbers follow the person's journeys (study, phase, site, segment,
+and channel: the channel each lead is attributed to), so a person counts where they
+are a lead; persons with no journey at all (a decision recorded but no lead yet)
+count only in the unfiltered, unconfined view. Dates apply to the first decision
+(rates) or the withdrawal (withdrawals, time to apply). Requests of data subjects and
+the erasure ledger know no study: they are shown only when no study, phase, site,
+segment or channel is set and the viewer may see every study and site
+(``requests_visible``); their date filter is the day received or requested.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import duckdb
+import pandas as pd
+
+from cockpit.derive import PURPOSES
+from cockpit.filters import DIMENSIONS, Filters
+
+# purposes in the order the page lists them (the same set as ``cockpit.derive.PURPOSES``)
+PURPOSE_ORDER = tuple(sorted(PURPOSES))  # contact_research, tracking
+PURPOSE_NAMES = {"contact_research": "Contact for research", "tracking": "Tracking"}
+LIMIT_DAYS = 30
+PERSON_COLUMNS = {"study": "j.study_id", "site": "j.site_id", "segment": "j.segment_id",
+                  "channel": "j.channel_id"}
+
+PURPOSE_COLUMNS = ["purpose", "purpose_name", "decided", "granted", "consent_rate_pct", "refused",
+                   "refusal_rate_pct", "withdrawals", "withdrawals_applied",
+                   "median_hours_to_apply"]
+WEEK_COLUMNS = ["week", "withdrawals_contact_research", "withdrawals_tracking", "withdrawals"]
+ACCESS_COLUMNS = ["request_id", "received_at", "completed_at", "status", "age_days",
+                  "over_30_days", "handled_by"]
+ERASURE_COLUMNS = ["requested_at", "completed_at", "status", "days_to_complete", "age_days",
+                   "over_30_days"]
+
+HIDDEN_NOTE = ("Requests of data subjects and erasures belong to no study, site, segment or "
+               "channel: they are shown only without such a filter, to viewers who may see "
+               "every study and site.")
+
+# Hover texts of the page's cards and columns (keys: the columns of the tables above).
+DEFINITIONS: dict[str, str] = {
+    "decided": "Persons whose first consent decision for the purpose falls in the period.",
+    "granted": "Of the decided persons, those whose consent for the purpose stands at the end of "
+    "the period (latest event granted).",
+    "consent_rate_pct": "Consent rate = persons whose latest decision for the purpose (at the end of "
+    "the period) is a grant / persons whose first decision falls in the period, in percent.",
+    "refused": "Of the decided persons, those whose first decision was a refusal (no grant before).",
+    "refusal_rate_pct": "Refusal rate = persons whose first decision for the purpose is a refusal / "
+    "persons whose first decision falls in the period, in percent.",
+    "withdrawals": "Withdrawals in the period: a withdrawal that follows a grant of the same purpose "
+    "(a repeated withdrawal is not counted again).",
+    "withdrawals_applied": "Withdrawals the cockpit has applied: the file that brought the withdrawal "
+    "was loaded (the derived tables are rebuilt in the same step).",
+    "median_hours_to_apply": "Median hours from a withdrawal to its application: the earliest load, at "
+    "or after the withdrawal, of the file that brought it.",
+    "withdrawals_contact_research": "Withdrawals of the consent to be contacted for research that week.",
+    "withdrawals_tracking": "Withdrawals of the consent to tracking that week.",
+    "week": "Week starting Monday.",
+    "age_days": f"Days from receipt to completion, or to now while open. Over {LIMIT_DAYS} days is "
+    "flagged: GDPR allows one month.",
+    "over_30_days": f"Open for more than {LIMIT_DAYS} days, or completed after more than {LIMIT_DAYS} days.",
+    "days_to_complete": "Days from the erasure request to its completion.",
+    "median_days_to_erase": "Median days from an erasure request (requested in the period) to its "
+    "completion, over the erasures completed.",
+    "access_over_30_days": f"Access requests received in the period that are open for more than "
+    f"{LIMIT_DAYS} days or were completed after more than {LIMIT_DAYS} days.",
+}
+
+
+# ---------------------------------------------------------------- helpers
+
+def requests_visible(f: Filters) -> bool:
+    """Whether subject requests and erasures may be shown under ``f``: no dimension
+    filter is set, and the viewer's scope is unlimited (they know no study or site)."""
+    no_filter = not any(getattr(f, dim) for dim in DIMENSIONS)
+    return no_filter and f.scope.studies is None and f.scope.sites is None
+
+
+def _now(now: datetime | None) -> datetime:
+    """``now`` as a naive UTC time, as the store keeps times."""
+    if now is None:
+        return datetime.now(timezone.utc).replace(tzinfo=None)
+    return now.astimezone(timezone.utc).replace(tzinfo=None) if now.tzinfo else now
+
+
+def _ordered_sql() -> str:
+    """Every consent event with the event before it (same person and purpose); the
+    order puts a grant before a withdrawal of the same instant."""
+    return """
+        SELECT c.*, lag(c.granted) OVER (PARTITION BY c.pid, c.purpose
+                                         ORDER BY c.ts, NOT c.granted, c.consent_id) AS before
+        FROM consent_event c"""
+
+
+def _withdrawals_sql() -> str:
+    """Withdrawals (a withdrawal right after a grant) with ``applied_at``, the moment
+    the loader applied them (module docstring), or NULL."""
+    return f"""
+        SELECT o.consent_id, o.pid, o.purpose, o.ts,
+               (SELECT min(sf.loaded_at) FROM source_file sf
+                WHERE sf.path = o.source_file AND sf.status = 'loaded' AND sf.loaded_at >= o.ts)
+                   AS applied_at
+        FROM ({_ordered_sql()}) o
+        WHERE NOT o.granted AND o.before"""
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(100.0 * part / whole, 1) if whole else None
+
+
+def _round(value, places: int = 1) -> float | None:
+    return None if value is None or pd.isna(value) else round(float(value), places)
+
+
+# ---------------------------------------------------------------- consent
+
+def purpose_table(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
+    """One row per purpose (``PURPOSE_ORDER``): decided persons, granted at the end of
+    the period, consent rate, refused at first decision, refusal rate, withdrawals in
+    the period, those applied, and the median hours to apply them (module docstring)."""
+    cohort_where, cohort_params = f.where(PERSON_COLUMNS, date_column="d.first_ts")
+    w_where, w_params = f.where(PERSON_COLUMNS, date_column="w.ts")
+    # the state at the end of the period: events up to the end date (all when open)
+    until = f.end.isoformat() if f.end else "9999-12-30"
+    sql = f"""
+        WITH decisions AS (
+            SELECT pid, purpose,
+                   min(ts) AS first_ts,
+                   arg_min(granted, (ts, NOT granted)) AS first_granted
+            FROM consent_event GROUP BY pid, purpose),
+        state AS (  -- at equal times a withdrawal wins, as in cockpit.derive
+            SELECT pid, purpose, arg_max(granted, (ts, NOT granted)) AS granted
+            FROM consent_event WHERE ts < CAST(? AS DATE) + INTERVAL 1 DAY
+            GROUP BY pid, purpose),
+        cohort AS (
+            SELECT DISTINCT d.pid, d.purpose, d.first_granted, coalesce(s.granted, FALSE) AS granted
+            FROM decisions d
+            LEFT JOIN state s USING (pid, purpose)
+            LEFT JOIN journey j ON j.pid = d.pid
+            WHERE {cohort_where}),
+        rates AS (
+            SELECT purpose, count(*) AS decided,
+                   count(*) FILTER (WHERE granted) AS granted,
+                   count(*) FILTER (WHERE NOT first_granted) AS refused
+            FROM cohort GROUP BY purpose),
+        wd AS (
+            SELECT DISTINCT w.consent_id, w.purpose, w.ts, w.applied_at
+            FROM ({_withdrawals_sql()}) w
+            LEFT JOIN journey j ON j.pid = w.pid
+            WHERE {w_where}),
+        wd_agg AS (
+            SELECT purpose, count(*) AS withdrawals, count(applied_at) AS withdrawals_applied,
+                   quantile_cont(epoch(applied_at - ts) / 3600.0, 0.5) AS median_hours_to_apply
+            FROM wd GROUP BY purpose)
+        SELECT p.purpose, coalesce(r.decided, 0) AS decided, coalesce(r.granted, 0) AS granted,
+               coalesce(r.refused, 0) AS refused, coalesce(w.withdrawals, 0) AS withdrawals,
+               coalesce(w.withdrawals_applied, 0) AS withdrawals_applied, w.median_hours_to_apply
+        FROM (SELECT unnest(?::VARCHAR[]) AS purpose) p
+        LEFT JOIN rates r USING (purpose) LEFT JOIN wd_agg w USING (purpose)
+    """
+    rows = con.execute(sql, [until, *cohort_params, *w_params, list(PURPOSE_ORDER)]).df()
+    rows = rows.set_index("purpose").reindex(list(PURPOSE_ORDER)).reset_index()
+    out = pd.DataFrame({
+        "purpose": rows["purpose"],
+        "purpose_name": rows["purpose"].map(PURPOSE_NAMES),
+        "decided": rows["decided"].astype("int64"),
+        "granted": rows["granted"].astype("int64"),
+    })
+    out["consent_rate_pct"] = [_rate(g, d) for g, d in zip(out["granted"], out["decided"])]
+    out["refused"] = rows["refused"].astype("int64")
+    out["refusal_rate_pct"] = [_rate(r, d) for r, d in zip(out["refused"], out["decided"])]
+    out["withdrawals"] = rows["withdrawals"].astype("int64")
+    out["withdrawals_applied"] = rows["withdrawals_applied"].astype("int64")
+    out["median_hours_to_apply"] = [_round(v) for v in rows["median_hours_to_apply"]]
+    return out[PURPOSE_COLUMNS]
+
+
+def weekly_withdrawals(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
+    """Withdrawals per week (Monday) and purpose, weeks with at least one, oldest
+    first: one column per purpose and their total."""
+    where, params = f.where(PERSON_COLUMNS, date_column="w.ts")
+    out = con.execute(f"""
+        WITH wd AS (
+            SELECT DISTINCT w.consent_id, w.purpose, w.ts
+            FROM ({_withdrawals_sql()}) w
+            LEFT JOIN journey j ON j.pid = w.pid
+            WHERE {where})
+        SELECT CAST(date_trunc('week', ts) AS DATE) AS week,
+               count(*) FILTER (WHERE purpose = 'contact_research') AS withdrawals_contact_research,
+               count(*) FILTER (WHERE purpose = 'tracking') AS withdrawals_tracking,
+               count(*) AS withdrawals
+        FROM wd GROUP BY week ORDER BY week""", params).df()
+    if out.empty:
+        return pd.DataFrame(columns=WEEK_COLUMNS)
+    out["week"] = pd.to_datetime(out["week"]).dt.date
+    return out.astype({c: "int64" for c in WEEK_COLUMNS[1:]})[WEEK_COLUMNS]
+
+
+def median_hours_to_apply(con: duckdb.DuckDBPyConnection, f: Filters) -> dict:
+    """Over every purpose: withdrawals in the period, those applied, and the median
+    hours from withdrawal to application (None without any applied)."""
+    where, params = f.where(PERSON_COLUMNS, date_column="w.ts")
+    n, applied, median = con.execute(f"""
+        WITH wd AS (
+            SELECT DISTINCT w.consent_id, w.ts, w.applied_at
+            FROM ({_withdrawals_sql()}) w
+            LEFT JOIN journey j ON j.pid = w.pid
+            WHERE {where})
+        SELECT count(*), count(applied_at), quantile_cont(epoch(applied_at - ts) / 3600.0, 0.5)
+        FROM wd""", params).fetchone()
+    return {"withdrawals": int(n), "applied": int(applied), "median_hours": _round(median)}
+
+
+# ---------------------------------------------------------------- requests of data subjects
+
+def _request_dates(f: Filters, column: str) -> tuple[str, list]:
+    """The date range of ``f`` on ``column``; the scope is checked by ``requests_visible``."""
+    return f.where({}, date_column=column) if requests_visible(f) else ("FALSE", [])
+
+
+def access_requests(con: duckdb.DuckDBPyConnection, f: Filters,
+                    now: datetime | None = None) -> pd.DataFrame:
+    """Access requests (GDPR Art. 15) received in the period: one row each, open ones
+    first (oldest first), then completed (latest first). ``age_days``: completed -
+    received, or ``now`` - received while open, in days (1 decimal); ``over_30_days``
+    flags an age over ``LIMIT_DAYS`` days. Empty when ``requests_visible`` is false.
+    No subject is shown; ``request_id`` is text (a label, not a count of anything)."""
+    where, params = _request_dates(f, "received_at")
+    out = con.execute(f"""
+        SELECT CAST(r.request_id AS VARCHAR) AS request_id, received_at, completed_at,
+               CASE WHEN completed_at IS NULL THEN 'open' ELSE 'completed' END AS status,
+               round(epoch(coalesce(completed_at, CAST(? AS TIMESTAMP)) - received_at) / 86400.0, 1)
+                   AS age_days,
+               coalesce(completed_at, CAST(? AS TIMESTAMP)) - received_at > INTERVAL {LIMIT_DAYS} DAY
+                   AS over_30_days,
+               handled_by
+        FROM subject_request r WHERE kind = 'access' AND {where}
+        ORDER BY completed_at IS NULL DESC,
+                 CASE WHEN completed_at IS NULL THEN received_at END ASC,
+                 received_at DESC, r.request_id""", [_now(now), _now(now), *params]).df()
+    if out.empty:
+        return pd.DataFrame(columns=ACCESS_COLUMNS)
+    return out.astype({"over_30_days": bool})[ACCESS_COLUMNS]
+
+
+def erasure_requests(con: duckdb.DuckDBPyConnection, f: Filters,
+                     now: datetime | None = None) -> pd.DataFrame:
+    """Erasure requests of the ledger requested in the period, one row each (no
+    subject), open first: ``days_to_complete`` (completed ones), ``age_days`` (as for
+    access requests) and ``over_30_days``. Empty when ``requests_visible`` is false."""
+    where, params = _request_dates(f, "requested_at")
+    out = con.execute(f"""
+        SELECT requested_at, completed_at,
+               CASE WHEN completed_at IS NULL THEN 'open' ELSE 'completed' END AS status,
+               round(epoch(completed_at - requested_at) / 86400.0, 1) AS days_to_complete,
+               round(epoch(coalesce(completed_at, CAST(? AS TIMESTAMP)) - requested_at) / 86400.0, 1)
+                   AS age_days,
+               coalesce(completed_at, CAST(? AS TIMESTAMP)) - requested_at > INTERVAL {LIMIT_DAYS} DAY
+                   AS over_30_days
+        FROM erasure_ledger WHERE {where}
+        ORDER BY completed_at IS NULL DESC, requested_at""", [_now(now), _now(now), *params]).df()
+    if out.empty:
+        return pd.DataFrame(columns=ERASURE_COLUMNS)
+    return out.astype({"over_30_days": bool})[ERASURE_COLUMNS]
+
+
+def erasure_summary(con: duckdb.DuckDBPyConnection, f: Filters) -> dict | None:
+    """Erasures requested in the period: ``requested``, ``completed``, ``open`` and
+    ``median_days`` from request to completion over those completed (None without
+    any). None when ``requests_visible`` is false."""
+    if not requests_visible(f):
+        return None
+    where, params = _request_dates(f, "requested_at")
+    n, done, median = con.execute(
+        f"""SELECT count(*), count(completed_at),
+                   quantile_cont(epoch(completed_at - requested_at) / 86400.0, 0.5)
+            FROM erasure_ledger WHERE {where}""", params).fetchone()
+    return {"requested": int(n), "completed": int(done), "open": int(n) - int(done),
+            "median_days": _round(median)}
+
+
+def access_summary(con: duckdb.DuckDBPyConnection, f: Filters,
+                   now: datetime | None = None) -> dict | None:
+    """Access requests received in the period: ``received``, ``open``, and
+    ``over_30_days`` (see ``access_requests``). None when ``requests_visible`` is false."""
+    if not requests_visible(f):
+        return None
+    where, params = _request_dates(f, "received_at")
+    n, still_open, late = con.execute(
+        f"""SELECT count(*), count(*) FILTER (WHERE completed_at IS NULL),
+                   count(*) FILTER (WHERE coalesce(completed_at, CAST(? AS TIMESTAMP)) - received_at
+                                          > INTERVAL {LIMIT_DAYS} DAY)
+            FROM subject_request WHERE kind = 'access' AND {where}""", [_now(now), *params]).fetchone()
+    return {"received": int(n), "open": int(still_open), "over_30_days": int(late)}
+
+
+# ---------------------------------------------------------------- the page's cards
+
+def summary(con: duckdb.DuckDBPyConnection, f: Filters, now: datetime | None = None) -> dict:
+    """The cards: consent and refusal rates per purpose (``purpose_table``),
+    withdrawals in the period with the median hours to apply them, the median days
+    to complete an erasure and the access requests over 30 days (None each when
+    ``requests_visible`` is false)."""
+    purposes = purpose_table(con, f).set_index("purpose")
+    applied = median_hours_to_apply(con, f)
+    erasures = erasure_summary(con, f)
+    access = access_summary(con, f, now)
+    return {
+        "consent_rate_research": _round(purposes.loc["contact_research", "consent_rate_pct"]),
+        "refusal_rate_research": _round(purposes.loc["contact_research", "refusal_rate_pct"]),
+        "consent_rate_tracking": _round(purposes.loc["tracking", "consent_rate_pct"]),
+        "refusal_rate_tracking": _round(purposes.loc["tracking", "refusal_rate_pct"]),
+        "withdrawals": applied["withdrawals"],
+        "withdrawals_applied": applied["applied"],
+        "median_hours_to_apply": applied["median_hours"],
+        "requests_visible": requests_visible(f),
+        "erasures": erasures,
+        "median_days_to_erase": erasures["median_days"] if erasures else None,
+        "access": access,
+        "access_over_30_days": access["over_30_days"] if access else None,
+    }
