@@ -68,15 +68,19 @@ def _as_of() -> html.Span:
                      className="navbar-text small ms-auto text-nowrap")
 
 
-def _user_menu() -> html.Div:
+def _user_menu() -> dbc.DropdownMenu:
     """Who is signed in, and the sign-out form (a POST with the session's CSRF token)."""
     user = access.current()
     name = f"{user.username} ({user.role})" if user else ""
-    return html.Form([
+    sign_out = html.Form([
         dcc.Input(type="hidden", name="csrf_token", value=auth_web.csrf_token()),
-        html.Span(name, id="signed-in-as", className="navbar-text small me-2 text-nowrap"),
-        html.Button("Sign out", id="sign-out", type="submit", className="btn btn-sm btn-outline-light"),
-    ], action="/logout", method="POST", className="d-flex align-items-center ms-3 mb-0")
+        html.Button("Sign out", id="sign-out", type="submit", className="dropdown-item"),
+    ], action="/logout", method="POST", className="mb-0")
+    return dbc.DropdownMenu(
+        [dbc.DropdownMenuItem(name, header=True, id="signed-in-as"), sign_out],
+        label=user.username if user else "", id="user-menu", nav=True, align_end=True,
+        toggle_class_name="small text-nowrap",
+    )
 
 
 def serve_layout() -> html.Div:
@@ -88,7 +92,7 @@ def serve_layout() -> html.Div:
                                  href=page["path"], active="exact")
                      for page in guard.visible_pages(access.current())], navbar=True),
             _as_of(),
-            _user_menu(),
+            dbc.Nav([_user_menu()], navbar=True, className="ms-2"),
         ], fluid=True),
         color="dark", dark=True, className="mb-3",
     )

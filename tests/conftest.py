@@ -181,7 +181,7 @@ def sign_in(app, credentials: tuple[str, str]):
     return client
 
 
-def add_admin(store, username: str = "test-admin") -> tuple[str, str]:
+def add_admin(store, username: str = "own-store-admin") -> tuple[str, str]:
     """An admin user on ``store`` (for tests that serve a store of their own)."""
     from cockpit.auth import passwords, users
 

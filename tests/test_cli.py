@@ -14,7 +14,7 @@ def cockpit(*args, env=None, cwd=None):
 
 
 def test_every_command_has_help():
-    for command in ("generate", "load", "serve", "demo", "abtest"):
+    for command in ("generate", "load", "serve", "demo", "abtest", "users", "erase", "subject-access", "audit"):
         result = cockpit(command, "--help")
         assert result.returncode == 0 and "Usage:" in result.stdout, command
 
@@ -87,3 +87,30 @@ def test_abtest_bad_input_names_the_row(tmp_path):
     result = cockpit("abtest", str(path), "--json")
     assert result.returncode != 0
     assert "row 2" in result.stderr and "conversions" in result.stderr
+
+
+def test_demo_users_get_generated_passwords_printed_once(tmp_path, demo_db, capsys):
+    import re
+    import shutil
+
+    from cockpit.auth import users
+    from cockpit.cli import _demo_users
+
+    db = tmp_path / "demo.duckdb"
+    shutil.copy(demo_db, db)
+    _demo_users(db)
+    printed = capsys.readouterr().out
+    found = dict(re.findall(r"^  (\w+)\s+\w+\s+(\S+)$", printed, re.M))
+    assert sorted(found) == ["admin", "leadership", "manager", "site"]
+    assert len(set(found.values())) == 4 and all(len(p) >= 12 for p in found.values())
+    con = open_db(db)
+    try:
+        for username, password in found.items():
+            assert users.authenticate(con, username, password).role == username
+        assert users.authenticate(con, "admin", "admin") is None
+        assert users.principal(con, "site").sites and users.principal(con, "manager").studies
+    finally:
+        con.close()
+    _demo_users(db)  # a second start prints no password
+    again = capsys.readouterr().out
+    assert not any(p in again for p in found.values()) and "existing user" in again
