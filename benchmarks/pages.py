@@ -1,0 +1,288 @@
+"""Page speed: the server time of the callbacks a filter change triggers, per page, and
+the bare DuckDB queries behind them; and the serving process's peak memory.
+
+    python benchmarks/pages.py [--scale small|medium|large] [--db FILE] [--rounds N]
+
+The cockpit is served by waitress on a local port, as `cockpit serve` does, and driven
+over HTTP the way the browser drives it: sign in, fetch each page's layout through Dash's
+page router, then for a set of filters post every callback that listens to the URL's
+filter to `/_dash-update-component`, with the other inputs at the values the layout
+gives them. Time per filter change is the sum of those callbacks' round trips on the
+loopback interface (a browser runs them side by side; the sum is the server's work).
+
+While a callback runs, every query it sends to DuckDB is recorded (SQL and parameters).
+Afterwards each is run again on its own, fetching all rows: the "bare queries" time.
+The ratio callback / bare queries is the overhead of everything that is not DuckDB:
+pandas, statistics, Plotly figures, JSON, HTTP. It measures and prints; it does not pass
+or fail.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import requests  # noqa: E402
+
+from cockpit.store import Store  # noqa: E402
+
+USER = ("bench-admin", "benchmark-password-1")
+ROUTER_OUTPUT = ".._pages_content.children..._pages_store.data.."
+
+
+# ---------------------------------------------------------------- recording queries
+class _Recorded:
+    """A reader cursor that notes each query's SQL and parameters before running it."""
+
+    def __init__(self, cursor, log: list):
+        self._cursor, self._log = cursor, log
+
+    def execute(self, sql, parameters=None, *args, **kwargs):
+        self._log.append((sql, parameters))
+        if parameters is None:
+            return self._cursor.execute(sql, *args, **kwargs)
+        return self._cursor.execute(sql, parameters, *args, **kwargs)
+
+    def sql(self, sql, *args, **kwargs):
+        self._log.append((sql, kwargs.get("params")))
+        return self._cursor.sql(sql, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._cursor, name)
+
+
+class RecordingStore(Store):
+    """The store, with the page queries of the request being measured noted down."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.log: list = []
+        self.recording = False
+
+    def reader(self):
+        cursor = super().reader()
+        return _Recorded(cursor, self.log) if self.recording else cursor
+
+
+# ---------------------------------------------------------------- the served app
+def serve(store: Store) -> tuple[str, object]:
+    import waitress
+
+    from app import create_app
+
+    app = create_app(store)
+    server = waitress.create_server(app.server, host="127.0.0.1", port=0, threads=4, ident="cockpit")
+    threading.Thread(target=server.run, daemon=True).start()
+    return f"http://127.0.0.1:{server.effective_port}", app
+
+
+def signed_in(base: str) -> requests.Session:
+    session = requests.Session()
+    page = session.get(base + "/login").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    answer = session.post(base + "/login", data={"username": USER[0], "password": USER[1],
+                                                 "csrf_token": token, "next": "/"}, allow_redirects=False)
+    if answer.status_code != 303:
+        raise SystemExit(f"sign-in failed: {answer.status_code}")
+    return session
+
+
+def _props(tree, found: dict) -> None:
+    """Component id -> props, over a layout as Dash serialises it."""
+    if isinstance(tree, list):
+        for item in tree:
+            _props(item, found)
+    elif isinstance(tree, dict) and "props" in tree:
+        props = tree["props"]
+        if isinstance(props.get("id"), str):
+            found[props["id"]] = props
+        for value in props.values():
+            if isinstance(value, (list, dict)):
+                _props(value, found)
+
+
+def page_layout(session, base: str, path: str) -> dict:
+    body = {"output": ROUTER_OUTPUT,
+            "outputs": [{"id": "_pages_content", "property": "children"},
+                        {"id": "_pages_store", "property": "data"}],
+            "inputs": [{"id": "_pages_location", "property": "pathname", "value": path},
+                       {"id": "_pages_location", "property": "search", "value": ""}],
+            "changedPropIds": ["_pages_location.pathname"], "state": []}
+    answer = session.post(base + "/_dash-update-component", json=body)
+    answer.raise_for_status()
+    found: dict = {}
+    _props(answer.json()["response"]["_pages_content"]["children"], found)
+    return found
+
+
+def _output_ids(key: str) -> list[str]:
+    specs = key[2:-2].split("...") if key.startswith("..") else [key]
+    return [s.rsplit(".", 1)[0] for s in specs]
+
+
+def filter_callbacks(dependencies: list[dict], ids: set[str]) -> list[dict]:
+    """Server callbacks of the page that run when the filter in the URL changes."""
+    chosen = []
+    for cb in dependencies:
+        if cb.get("clientside_function"):
+            continue
+        listens = any(i["id"] == "url" and i["property"] == "search" for i in cb["inputs"])
+        if listens and any(o in ids for o in _output_ids(cb["output"])):
+            chosen.append(cb)
+    return chosen
+
+
+def payload(cb: dict, props: dict, search: str, path: str) -> dict | None:
+    def value(dep):
+        if dep["id"] == "url":
+            return {"search": search, "pathname": path}.get(dep["property"])
+        return props.get(dep["id"], {}).get(dep["property"])
+
+    if any(isinstance(d["id"], dict) or d["id"].startswith("{") for d in cb["inputs"] + cb["state"]):
+        return None
+    key = cb["output"]
+    outputs = [{"id": i, "property": p} for i, p in
+               (s.rsplit(".", 1) for s in (key[2:-2].split("...") if key.startswith("..") else [key]))]
+    return {"output": key, "outputs": outputs if key.startswith("..") else outputs[0],
+            "inputs": [{**d, "value": value(d)} for d in cb["inputs"]],
+            "state": [{**d, "value": value(d)} for d in cb["state"]],
+            "changedPropIds": ["url.search"]}
+
+
+def filter_variants(con) -> list[str]:
+    """Filters a user would pick: none, a study, a study and channel, a site, a segment,
+    a phase, a quarter, a study over a quarter."""
+    studies = [s for (s,) in con.execute("SELECT study_id FROM study ORDER BY study_id").fetchall()]
+    site = con.execute("SELECT site_id FROM journey GROUP BY site_id ORDER BY count(*) DESC LIMIT 1").fetchone()[0]
+    channel = con.execute("SELECT channel_id FROM journey GROUP BY 1 ORDER BY count(*) DESC LIMIT 1").fetchone()[0]
+    segment = con.execute("SELECT segment_id FROM segment ORDER BY segment_id LIMIT 1").fetchone()[0]
+    phase = con.execute("SELECT phase FROM study ORDER BY phase DESC LIMIT 1").fetchone()[0]
+    last = con.execute("SELECT max(lead_ts)::DATE FROM journey").fetchone()[0]
+    start = f"{last.year}-{(last.month - 1) // 3 * 3 + 1:02d}-01"
+    return ["", f"?study={studies[0]}", f"?channel={channel}&study={studies[-1]}", f"?site={site}",
+            f"?segment={segment}", f"?phase={phase}", f"?start={start}",
+            f"?start={start}&study={studies[len(studies) // 2]}"]
+
+
+def bare_seconds(store: Store, queries: list) -> float:
+    cur = store.con.cursor()
+    cur.execute("SET TimeZone = 'UTC'")
+    started = time.perf_counter()
+    for sql, params in queries:
+        (cur.execute(sql, params) if params is not None else cur.execute(sql)).fetchall()
+    took = time.perf_counter() - started
+    cur.close()
+    return took
+
+
+def measure(store: RecordingStore, base: str, rounds: int) -> tuple[list[dict], int]:
+    import dash
+
+    from cockpit.auth import users
+
+    store.write_sync(lambda con: users.add_user(con, USER[0], USER[1], "admin"))
+    session = signed_in(base)
+    dependencies = session.get(base + "/_dash-dependencies").json()
+    variants = filter_variants(store.reader())
+    results = []
+    pages = sorted(dash.page_registry.values(), key=lambda p: p.get("order") or 0)
+    for page in pages:
+        props = page_layout(session, base, page["path"])
+        callbacks = filter_callbacks(dependencies, set(props))
+        bodies = [b for b in (payload(cb, props, "", page["path"]) for cb in callbacks) if b]
+        served, bare, ratios = [], [], []
+        for _ in range(rounds):
+            for search in variants:
+                total, queries = 0.0, []
+                for cb in callbacks:
+                    body = payload(cb, props, search, page["path"])
+                    if body is None:
+                        continue
+                    store.log.clear()
+                    store.recording = True
+                    started = time.perf_counter()
+                    answer = session.post(base + "/_dash-update-component", json=body)
+                    total += time.perf_counter() - started
+                    store.recording = False
+                    if answer.status_code not in (200, 204):
+                        raise SystemExit(f"{page['path']} {cb['output'][:60]}: HTTP {answer.status_code}")
+                    queries.extend(store.log)
+                queries_time = bare_seconds(store, queries)
+                served.append(total)
+                bare.append(queries_time)
+                ratios.append(total / queries_time if queries_time > 0 else float("nan"))
+        results.append({"page": page["name"], "callbacks": len(bodies), "changes": len(served),
+                        "p50": _pct(served, 50), "p95": _pct(served, 95),
+                        "bare_p50": _pct(bare, 50), "bare_p95": _pct(bare, 95),
+                        "ratio": statistics.median(r for r in ratios if r == r) if any(
+                            r == r for r in ratios) else float("nan")})
+    return results, len(variants)
+
+
+def _pct(values: list[float], q: int) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, int(round(q / 100 * (len(ordered) - 1)))))
+    return ordered[index]
+
+
+def prepare(args, work: Path) -> Path:
+    db = work / "pages.duckdb"
+    if args.db:
+        shutil.copy(args.db, db)
+        return db
+    from load import KEY, generate
+
+    from cockpit import derive
+    from cockpit.ingest import load_folder
+    from cockpit.store import open_db
+
+    raw = work / "raw"
+    generate(args.scale, raw)
+    started = time.perf_counter()
+    con = open_db(db)
+    load_folder(con, raw, KEY, after_load=derive.refresh)
+    con.close()
+    print(f"loaded the {args.scale} demo in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return db
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", choices=("small", "medium", "large"), default="small")
+    parser.add_argument("--db", type=Path, help="a loaded store to measure (copied first)")
+    parser.add_argument("--rounds", type=int, default=3, help="passes over the filter set")
+    args = parser.parse_args()
+    os.environ.setdefault("COCKPIT_SECRET_KEY", "benchmark-key")
+    with tempfile.TemporaryDirectory() as tmp:
+        db = prepare(args, Path(tmp))
+        store = RecordingStore(db)
+        base, _app = serve(store)
+        results, variants = measure(store, base, args.rounds)
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"\n{args.db or args.scale}: {variants} filters x {args.rounds} rounds per page; "
+              f"{os.cpu_count()} cores")
+        print(f"{'page':<12} {'callbacks':>9} {'p50 ms':>8} {'p95 ms':>8} {'bare p50':>9} "
+              f"{'bare p95':>9} {'callback/bare':>13}")
+        for r in results:
+            print(f"{r['page']:<12} {r['callbacks']:>9} {r['p50'] * 1000:>8.0f} {r['p95'] * 1000:>8.0f} "
+                  f"{r['bare_p50'] * 1000:>9.0f} {r['bare_p95'] * 1000:>9.0f} {r['ratio']:>13.2f}")
+        print(f"peak resident memory of the serving process: {peak_mb:.0f} MB")
+        store.close()
+
+
+if __name__ == "__main__":
+    main()
