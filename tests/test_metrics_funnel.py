@@ -429,9 +429,10 @@ def test_a_randomization_before_the_withdrawal_still_counts(con):
 def test_exits_after_the_withdrawal_are_not_drop_offs(con):
     # q7 consented 03-30 and withdrew from the study on 04-05; it withdrew consent to be
     # contacted on 04-01, so the exit of 04-05 is after the journey's end and is not counted:
-    # q7 is now among the leads with no outcome after consenting (with q10)
+    # q7 left after consenting by withdrawing that consent; q10 is still open or stalled
     withdraw_research_consent(con, "q7", "03-20", "04-01")
     table = funnel.dropoff_reasons(con, Filters())
     consented = table[table["left_after"] == "Consented"]
-    assert consented[["exit", "persons"]].values.tolist() == [[funnel.STALLED, 2]]
+    assert consented[["exit", "reason", "persons"]].values.tolist() == [
+        [funnel.CONSENT_WITHDRAWN, "consent to be contacted withdrawn", 1], [funnel.STALLED, "no outcome recorded", 1]]
     assert "Withdrew before randomization" not in table["exit"].tolist()

@@ -156,10 +156,11 @@ def dropoff_reasons(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
     once per exit, with the reason of the first such event; a missing code shows as
     "not recorded"). A withdrawal after randomization is not a recruitment drop-off
     and is left out, as is an exit recorded at or after the person withdrew the consent
-    to be contacted for research (the journey ends there). After the exits of each stage comes one row ``STALLED`` of the
-    persons who reached the stage, went no further and have no exit recorded: leads
-    still in progress or silently lost (an abandoned pre-screener, a site that never
-    called back); the data cannot tell the two apart.
+    to be contacted for research (the journey ends there). After the exits of each
+    stage come the persons who reached the stage, went no further and have no exit
+    recorded: ``CONSENT_WITHDRAWN``, those who withdrew their consent to be contacted,
+    and ``STALLED``, leads still in progress or silently lost (an abandoned
+    pre-screener, a site that never called back), which the data cannot tell apart.
 
     ``pct_of_exit``: share of that exit's (or the stalled row's) persons with this
     reason; ``pct_of_leads``: persons / cohort leads x 100.
@@ -204,24 +205,29 @@ def dropoff_reasons(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
 
 
 STALLED = "Still open or stalled"
+CONSENT_WITHDRAWN = "Withdrew consent to be contacted"
 
 
 def _stalled(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
     """Per stage: cohort leads that reached it, not the next one, and have no exit
-    from it."""
+    from it; split into those who withdrew their consent to be contacted (the journey
+    ends there) and those still open or stalled."""
     where, params = _cohort(f)
     reached = reached_sql()
     parts = []
     for (name, _, _), (nxt, _, _) in zip(STAGES[:-1], STAGES[1:]):
         own_exits = [col for _, col, src in EXITS.values() if src == name]
         no_exit = f" AND coalesce({', '.join(own_exits)}) IS NULL" if own_exits else ""
-        parts.append(f"count(*) FILTER (WHERE {reached[name]} AND NOT ({reached[nxt]}){no_exit}) AS {name}")
+        stopped = f"{reached[name]} AND NOT ({reached[nxt]}){no_exit}"
+        parts.append(f"count(*) FILTER (WHERE {stopped} AND consent_withdrawn_ts IS NULL) AS {name}")
+        parts.append(f"count(*) FILTER (WHERE {stopped} AND consent_withdrawn_ts IS NOT NULL) AS {name}_w")
     row = con.execute(f"SELECT {', '.join(parts)} FROM journey WHERE {where}", params).fetchone()
+    names = [name for name, _, _ in STAGES[:-1]]
     return pd.DataFrame({
-        "left_after": [name for name, _, _ in STAGES[:-1]],
-        "exit": STALLED,
-        "reason": "no outcome recorded",
-        "persons": [int(v) for v in row],
+        "left_after": names * 2,
+        "exit": [STALLED] * len(names) + [CONSENT_WITHDRAWN] * len(names),
+        "reason": ["no outcome recorded"] * len(names) + ["consent to be contacted withdrawn"] * len(names),
+        "persons": [int(v) for v in row[0::2]] + [int(v) for v in row[1::2]],
     })
 
 
