@@ -13,7 +13,6 @@ from dash import Input, Output, State, callback, html, no_update
 from cockpit import context, export, ui
 from cockpit.filters import from_url
 from cockpit.metrics import compliance
-from cockpit.metrics.definitions import KPI_DEFINITIONS
 
 dash.register_page(__name__, path="/compliance", name="Compliance", order=85,
                    roles=("admin", "leadership"))
@@ -36,23 +35,6 @@ CARDS = [
     ("co-access-late", "Access requests over 30 days", "compliance_access_over_30_days",
      "access_over_30_days"),
 ]
-CARD_DEFINITIONS = {
-    "compliance_consent_rate_research": compliance.DEFINITIONS["consent_rate_pct"]
-    + " Purpose: to be contacted for research.",
-    "compliance_refusal_rate_research": compliance.DEFINITIONS["refusal_rate_pct"]
-    + " Purpose: to be contacted for research.",
-    "compliance_consent_rate_tracking": compliance.DEFINITIONS["consent_rate_pct"] + " Purpose: tracking.",
-    "compliance_refusal_rate_tracking": compliance.DEFINITIONS["refusal_rate_pct"] + " Purpose: tracking.",
-    "compliance_withdrawals": compliance.DEFINITIONS["withdrawals"] + " Both purposes.",
-    "compliance_median_hours_to_apply": compliance.DEFINITIONS["median_hours_to_apply"]
-    + " Withdrawals of the period, both purposes.",
-    "compliance_median_days_to_erase": compliance.DEFINITIONS["median_days_to_erase"],
-    "compliance_access_over_30_days": compliance.DEFINITIONS["access_over_30_days"],
-}
-# ui.kpi_card reads its hover text from the shared table of definitions
-for _key, _text in CARD_DEFINITIONS.items():
-    KPI_DEFINITIONS.setdefault(_key, _text)
-
 TABLES = {  # grid id -> (title, export name)
     "co-purposes": ("Consent by purpose", "compliance_consent"),
     "co-weekly": ("Withdrawals per week", "compliance_withdrawals"),

@@ -1,4 +1,5 @@
 """What each KPI means, in the words shown on hover and in exports (DESIGN.md)."""
+from cockpit.metrics import compliance as _compliance
 
 KPI_DEFINITIONS: dict[str, str] = {
     "leads": "Leads: persons whose first pre-screen form, referral or event sign-up for a "
@@ -143,3 +144,19 @@ KPI_DEFINITIONS: dict[str, str] = {
     "alerts_firing": "Alert rules firing now whose scope names the study; the total also counts "
     "rules for the whole portfolio.",
 }
+
+# The Compliance page's cards, worded from cockpit.metrics.compliance's definitions.
+_COMPLIANCE_CARDS = {
+    "compliance_consent_rate_research": _compliance.DEFINITIONS["consent_rate_pct"]
+    + " Purpose: to be contacted for research.",
+    "compliance_refusal_rate_research": _compliance.DEFINITIONS["refusal_rate_pct"]
+    + " Purpose: to be contacted for research.",
+    "compliance_consent_rate_tracking": _compliance.DEFINITIONS["consent_rate_pct"] + " Purpose: tracking.",
+    "compliance_refusal_rate_tracking": _compliance.DEFINITIONS["refusal_rate_pct"] + " Purpose: tracking.",
+    "compliance_withdrawals": _compliance.DEFINITIONS["withdrawals"] + " Both purposes.",
+    "compliance_median_hours_to_apply": _compliance.DEFINITIONS["median_hours_to_apply"]
+    + " Withdrawals of the period, both purposes.",
+    "compliance_median_days_to_erase": _compliance.DEFINITIONS["median_days_to_erase"],
+    "compliance_access_over_30_days": _compliance.DEFINITIONS["access_over_30_days"],
+}
+KPI_DEFINITIONS.update(_COMPLIANCE_CARDS)
