@@ -81,6 +81,21 @@ def tiny_con(tmp_path: Path):
     con.close()
 
 
+def tiny_store_file(path: Path) -> Path:
+    """The tiny store (TINY_SQL, journey derived) written to ``path`` and closed."""
+    con = open_db(path)
+    con.execute(TINY_SQL)
+    derive.refresh(con)
+    con.close()
+    return path
+
+
+@pytest.fixture
+def tiny_db(tmp_path: Path) -> Path:
+    """Five persons p1..p5 (TINY_SQL) in a closed store file."""
+    return tiny_store_file(tmp_path / "tiny.duckdb")
+
+
 DEMO_SEED = 7
 DEMO_END = date(2026, 11, 15)
 

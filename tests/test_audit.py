@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cockpit import audit, derive
+from cockpit import audit
 from cockpit.commands.audit import audit as audit_group
 from cockpit.erasure import erase
 from cockpit.store import open_db
-from conftest import TINY_SQL
+from conftest import tiny_store_file
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
 
@@ -22,10 +22,8 @@ T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
 @pytest.fixture
 def store(tmp_path) -> Path:
     """The tiny store with five audit entries: alice's rule edits 1..5, a minute apart."""
-    path = tmp_path / "audit.duckdb"
+    path = tiny_store_file(tmp_path / "audit.duckdb")
     con = open_db(path)
-    con.execute(TINY_SQL)
-    derive.refresh(con)
     for n in range(1, 6):
         audit.append(con, "alice", "rule.edit", f"rule {n}", old_value={"threshold": n},
                      new_value={"threshold": n + 1}, ts=T0.replace(minute=n))

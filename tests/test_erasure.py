@@ -26,7 +26,6 @@ from cockpit.commands.erase import erase as erase_command
 from cockpit.erasure import ErasureError, ErasureReport, erase, select_person
 from cockpit.ingest import load_folder
 from cockpit.store import open_db
-from conftest import TINY_SQL
 from test_ingest import SETUP
 
 KEY_TEXT = "erasure-test-key"
@@ -68,17 +67,6 @@ def file_bytes(path: Path) -> bytes:
 
 
 # ---------------------------------------------------------------- the tiny store
-
-@pytest.fixture
-def tiny_db(tmp_path) -> Path:
-    """Five persons p1..p5 (see conftest.TINY_SQL) in a closed store file."""
-    path = tmp_path / "tiny.duckdb"
-    con = open_db(path)
-    con.execute(TINY_SQL)
-    derive.refresh(con)
-    con.close()
-    return path
-
 
 def leads(con) -> dict[str, int]:
     return dict(con.execute("SELECT study_id, count(*) FROM journey GROUP BY 1 ORDER BY 1").fetchall())

@@ -8,23 +8,12 @@ from datetime import datetime, timezone
 import pytest
 from click.testing import CliRunner
 
-from cockpit import audit, derive, privacy
+from cockpit import audit, privacy
 from cockpit.commands.subject_access import subject_access as access_command
 from cockpit.erasure import erase
 from cockpit.store import open_db
 from cockpit.subject_access import SubjectAccessError, collect, record_access, subject_access
-from conftest import TINY_SQL
 from test_erasure import ANNA, BERT, KEY_TEXT, copy_store, small_store  # noqa: F401  (small_store: fixture)
-
-
-@pytest.fixture
-def tiny_db(tmp_path):
-    path = tmp_path / "tiny.duckdb"
-    con = open_db(path)
-    con.execute(TINY_SQL)
-    derive.refresh(con)
-    con.close()
-    return path
 
 
 def test_p3_holds_eight_rows_and_tracking_consent_is_withdrawn(tiny_db):
