@@ -207,16 +207,6 @@ class Filters:
                 clauses.append("FALSE")
         return clauses
 
-    def allows(self, study: str | None = None, site: str | None = None) -> bool:
-        """Whether the viewer may see this study (and site). A site-confined viewer sees
-        no study-level figure, only those of their sites."""
-        studies, sites = self.scope.studies, self.scope.sites
-        if sites is not None and (site is None or site not in sites):
-            return False
-        if studies is not None and study is not None and study not in studies:
-            return False
-        return True
-
     def unsupported(self, columns: Mapping[str, str]) -> list[str]:
         """Dimensions set in this filter that a query with ``columns`` cannot apply."""
         usable = set(columns) | ({"phase"} if "study" in columns else set())

@@ -48,3 +48,23 @@ def test_from_url_gives_none_for_an_invalid_link():
 
     assert from_url("?study=ST-1") == Filters.make(study="ST-1")
     assert from_url("?start=2026-13-01") is None
+
+
+def test_the_viewers_scope_confines_every_query_built_from_a_filter():
+    from dataclasses import replace
+
+    from cockpit.filters import NOTHING, Scope
+
+    site_user = replace(Filters.make(study="A"), scope=Scope(sites=("A1",)))
+    assert site_user.where({"study": "j.study_id", "site": "j.site_id"}) == (
+        "j.study_id IN (?) AND j.site_id IN (?)", ["A", "A1"])
+    # a query that cannot be cut by site (spend is per study) returns nothing to them
+    assert site_user.where({"study": "s.study_id"}) == ("s.study_id IN (?) AND FALSE", ["A"])
+    # clearing a dimension keeps the confinement
+    assert site_user.without("study").where({"site": "x"}) == ("x IN (?)", ["A1"])
+    manager = Filters(scope=Scope(studies=("A", "B")))
+    assert manager.where({"site": "x"}) == (
+        "x IN (SELECT site_id FROM site WHERE study_id IN (?, ?))", ["A", "B"])
+    assert Filters(scope=NOTHING).where({"study": "s", "site": "x"})[0] == "FALSE AND FALSE"
+    # outside a web request (command line, scheduler) there is no limit
+    assert Filters().where({"study": "s"}) == ("TRUE", [])
