@@ -27,11 +27,16 @@ _app: dash.Dash | None = None
 
 def _filter_bar() -> dbc.Card:
     con = context.reader()
-    options = dimensions.filter_options(con, Filters())
+    viewer = Filters()
+    options = dimensions.filter_options(con, viewer)
+    # "All" would overstate what a confined user sees
+    confined = {"study": viewer.scope.studies is not None or viewer.scope.sites is not None,
+                "site": viewer.scope.sites is not None or viewer.scope.studies is not None}
     dropdowns = [
         dbc.Col(
             dcc.Dropdown(id=f"f-{dim}", options=options[dim], multi=True,
-                         placeholder=f"All {label}", persistence=False),
+                         placeholder=f"{'Your' if confined.get(dim) else 'All'} {label}",
+                         persistence=False),
             xs=12, md=6, lg=2, className="mb-2",
         )
         for dim, label in (("study", "studies"), ("phase", "phases"), ("site", "sites"),
@@ -77,7 +82,7 @@ def _user_menu() -> dbc.DropdownMenu:
         html.Button("Sign out", id="sign-out", type="submit", className="dropdown-item"),
     ], action="/logout", method="POST", className="mb-0")
     return dbc.DropdownMenu(
-        [dbc.DropdownMenuItem(name, header=True, id="signed-in-as"), sign_out],
+        [html.Div(name, id="signed-in-as", className="dropdown-header"), sign_out],
         label=user.username if user else "", id="user-menu", nav=True, align_end=True,
         toggle_class_name="small text-nowrap",
     )
