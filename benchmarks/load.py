@@ -9,9 +9,10 @@ second of both and their ratio (loader / DuckDB). It measures and prints; it doe
 pass or fail.
 
 The loader does far more than parse: it validates every row, pseudonymizes contacts
-(HMAC in Python), writes quarantine and upserts into keyed tables, one transaction per
-file. DuckDB's reader only parses (every column as text for CSV, as the loader stages
-them; JSON with its own type detection).
+(HMAC in SQL, Python only for contacts that need Unicode folding), writes quarantine
+and inserts or upserts into keyed tables, one transaction per file. DuckDB's reader
+only parses (every column as text for CSV, as the loader stages them; JSON with its
+own type detection) into an in-memory table.
 """
 from __future__ import annotations
 

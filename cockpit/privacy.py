@@ -148,6 +148,86 @@ def subject_hash_sql(pid_sql: str) -> str:
     return f"sha256('subject:' || {pid_sql})"
 
 
+# ---------------------------------------------------------------- the same ids in SQL
+# Loads pseudonymize whole files at once: ``person_ids_sql`` computes in DuckDB exactly
+# what ``person_id`` and ``hcp_id`` compute in Python, for the contacts whose
+# normalisation SQL reproduces bit for bit: printable ASCII without surrounding space
+# (Python's NFKC, format-character removal and strip() leave those as they are, and
+# DuckDB's lower()/upper() treat them as Python does), e-mails without angle brackets or
+# ``mailto:``, phones of digits, '+' and separators. It flags the other rows (Unicode to
+# fold, IDN domains, ...), whose ids are left to Python. The key enters the SQL only as
+# the two padded keys of HMAC, the statement's parameters ``$hmac_ipad`` and
+# ``$hmac_opad`` (never as SQL text).
+
+_SHA256_BLOCK = 64
+_PLAIN_EMAIL = r"'[!-;=?-~]([ -;=?-~]*[!-;=?-~])?'"  # printable ASCII but '<' and '>', no end spaces
+_PLAIN_TEXT = r"'[!-~]([ -~]*[!-~])?'"  # printable ASCII without surrounding space
+_PLAIN_PHONE = r"'[0-9+ ()./-]*'"  # digits, '+' and the separators normalize_phone drops
+# An address: an '@', and after the last one a domain with a dot before its trailing dots.
+_ADDRESS = r"'.*@[^@]*\.[^@]*[^.@][^@]*'"
+# Local part up to the last '@', then the domain without its trailing dots.
+_SPLIT = r"'^(.*)@([^@]*?)\.*$'"
+
+
+def hmac_parameters(key: bytes) -> dict[str, bytes]:
+    """The named parameters of the SQL built here: the key padded to SHA-256's block
+    and XORed with the inner and outer pads of HMAC (RFC 2104)."""
+    block = hashlib.sha256(key).digest() if len(key) > _SHA256_BLOCK else key
+    block = block.ljust(_SHA256_BLOCK, b"\0")
+    return {"hmac_ipad": bytes(b ^ 0x36 for b in block),
+            "hmac_opad": bytes(b ^ 0x5C for b in block)}
+
+
+def pseudonym_sql(value_sql: str, namespace: str = "person") -> str:
+    """SQL computing ``pseudonym(key, value, namespace)`` of the VARCHAR expression
+    ``value_sql``: HMAC-SHA256 = SHA-256(opad || SHA-256(ipad || message)) over the
+    UTF-8 bytes of ``namespace:value``, truncated to the same 128 bits (32 hex digits).
+    Needs the parameters of ``hmac_parameters``; NULL when the value is NULL."""
+    message = f"encode('{namespace}:' || ({value_sql}))"
+    return f"left(sha256($hmac_opad || unhex(sha256($hmac_ipad || {message}))), {PID_HEX_CHARS})"
+
+
+def person_ids_sql(source: str, rowid: str, email: str, phone: str, hcp: str | None = None,
+                   calling_code: str | None = None) -> str:
+    """A SELECT over ``source`` (a table expression) giving, per row, ``_rid`` (the
+    expression ``rowid``), ``pid`` (``person_id`` of the columns ``email`` and
+    ``phone``), ``hcp_pid`` (``hcp_id`` of ``hcp``, NULL when empty or not given) and
+    ``_python``: true when the row's ids must come from ``person_id``/``hcp_id``
+    instead (its contacts need more than SQL reproduces). Needs ``hmac_parameters``.
+
+    The default calling code of national phone numbers is read now, as
+    ``normalize_phone`` reads it. One subquery per step keeps each expression computed
+    once (and the statement quick to plan)."""
+    code = calling_code or os.environ.get("COCKPIT_DEFAULT_CALLING_CODE", _DEFAULT_CALLING_CODE)
+    code_sql = "'" + code.replace("'", "''") + "'"
+    h = hcp or "NULL::VARCHAR"
+    # normalize_email: lower-case; an address only with '@' and a dotted domain.
+    # normalize_phone: separators dropped; '00' -> '+', '0' -> '+<code>', else '+' in front.
+    steps = (
+        f"SELECT {rowid} AS _rid, {email} AS _e, lower({email}) AS _el, {phone} AS _p, "
+        f"regexp_replace({phone}, '[ ()./-]', '', 'g') AS _pd, {h} AS _h FROM {source}")
+    steps = (
+        f"SELECT *, CASE WHEN regexp_full_match(_el, {_ADDRESS}) "
+        f"THEN regexp_replace(_el, {_SPLIT}, '\\1@\\2') END AS _email, "
+        f"CASE WHEN starts_with(_pd, '0') AND NOT starts_with(_pd, '00') THEN '+' || {code_sql} || _pd[2:] "
+        f"ELSE '+' || regexp_replace(_pd, '^(00|\\+)', '') END AS _e164 FROM ({steps})")
+    steps = (
+        f"SELECT *, CASE WHEN regexp_full_match(_e164, '\\+[0-9]{{7,15}}') THEN _e164 END AS _phone, "
+        f"coalesce(_e <> '' AND NOT (regexp_full_match(_e, {_PLAIN_EMAIL}) "
+        f"AND _e NOT ILIKE 'mailto:%'), false) AS _e_python, "
+        f"coalesce(_p <> '' AND NOT regexp_full_match(_p, {_PLAIN_PHONE}), false) AS _p_python, "
+        f"coalesce(_h <> '' AND NOT regexp_full_match(_h, {_PLAIN_TEXT}), false) AS _h_python "
+        f"FROM ({steps})")
+    by_email = pseudonym_sql("'email:' || _email")
+    by_phone = pseudonym_sql("'phone:' || _phone")
+    return (
+        f"SELECT _rid, CASE WHEN _email IS NOT NULL THEN {by_email} "
+        f"WHEN _phone IS NOT NULL THEN {by_phone} END AS pid, "
+        f"CASE WHEN _h <> '' THEN {pseudonym_sql('upper(_h)', 'hcp')} END AS hcp_pid, "
+        f"_h_python OR CASE WHEN _e_python THEN true WHEN _email IS NOT NULL THEN false "
+        f"ELSE _p_python END AS _python FROM ({steps})")
+
+
 def existing_key(db_path: str | os.PathLike) -> bytes:
     """The secret key as ``load_key`` finds it, but never a new one: a request about
     a person (erasure, access) under a freshly made key would match nobody.

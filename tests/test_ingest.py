@@ -715,7 +715,66 @@ def test_json_lines_with_byte_order_mark_crlf_and_blank_lines(con, raw):
     assert (summary.files[-1].read, summary.files[-1].accepted) == (3, 2)
 
 
+def test_json_lines_values_and_shapes(con, raw):
+    base = {"ts": "2026-01-03T09:00:00Z", "visitor_id": "v-1", "event": "page_view", "study_id": "ST-101"}
+    lines = [
+        json.dumps({**base, "event_id": 17, "utm": {"source": "fb"}}),        # a number as text
+        json.dumps({**base, "event_id": "{odd}", "utm": {"source": "fb"}}),   # a string like an object
+        json.dumps({**base, "event_id": "we-3", "utm": "fb"}),                # a parent that is no object
+        json.dumps({**base, "event_id": "we-4", "utm": {"source": ["fb"]}}),  # a field that is a list
+        "[1, 2]",
+        "{}",                                                                  # no UTM source: not data
+        json.dumps({**base, "event_id": "we-7"})[:-1] + ', "utm": {"source": "fb",}}',  # DuckDB takes it
+        json.dumps({**base, "event_id": "we-8", "utm": None}),                # no UTM source: not data
+    ]
+    write(raw, "web_events_2026-01.jsonl", "\n".join(lines) + "\n")
+    summary = load(con, raw)
+    file = "web_events_2026-01.jsonl"
+    assert quarantine(con) == [(file, 3, "utm", "utm is not an object"),
+                               (file, 4, "utm.source", "utm.source is not a single value"),
+                               (file, 5, None, "line is not a JSON object")]
+    assert rows(con, "SELECT touch_id FROM touchpoint ORDER BY 1") == [
+        ("web:17",), ("web:we-7",), ("web:{odd}",)]
+    result = summary.files[-1]
+    assert (result.read, result.accepted, result.quarantined, result.ignored) == (8, 3, 3, 2)
+
+
+def test_line_count_counts_lines_as_duckdb_reads_them():
+    from cockpit.ingest.staging import line_count
+
+    assert [line_count(t) for t in ("", "\n", "a", "a\nb", "a\nb\n", "a\r\nb\r\n", "a\rb\r", "a\n\nb")] == \
+        [0, 1, 1, 2, 2, 2, 2, 3]
+
+
+def test_csv_with_carriage_returns_as_line_ends(con, raw):
+    text = meta_rows("2026-01-01,ST101 | Awareness | FB,ST101 video 15s,facebook,12.50,1000,20",
+                     "2026-01-02,ST101 | Awareness | FB,ST101 video 15s,facebook,-1,10,1",
+                     "2026-01-03,ST101 | Awareness | FB,ST101 video 15s,facebook,2,20,2").replace("\n", "\r")
+    write(raw, "meta_ads_2026-01.csv", text.encode("utf-8"))
+    summary = load(con, raw)
+    assert quarantine(con) == [("meta_ads_2026-01.csv", 2, "Amount spent (EUR)", "spend is negative (-1)")]
+    assert (summary.files[-1].read, summary.files[-1].accepted) == (3, 2)
+
+
 # ---------------------------------------------------------------- privacy
+
+
+def test_contacts_that_need_unicode_folding_get_their_pid_in_python(con, raw):
+    # Most contacts are pseudonymized in SQL; these take the Python path, and a person
+    # spelled both ways is one person.
+    write(raw, "site_pipeline_2026-01.csv", PIPELINE_HEADER
+          + f"P-1,ST-101,S-01,{ANNA_EMAIL},,contacted,2026-01-05T10:00:00Z,\n"
+          + "P-2,ST-101,S-01,ａｎｎａ.berg@example.com,,consented,2026-01-06T10:00:00Z,\n"
+          + "P-3,ST-101,S-01,mailto:Anna.Berg@example.com,,screened,2026-01-07T10:00:00Z,\n"
+          + "P-4,ST-101,S-01,,٠١٥١ ٢٣٤٥ ٦٧٨,contacted,2026-01-05T10:00:00Z,\n"
+          + f"P-5,ST-101,S-01,,{BERT_PHONE},contacted,2026-01-05T10:00:00Z,\n")
+    load(con, raw)
+    assert rows(con, "SELECT event_id, pid FROM funnel_event ORDER BY 1") == [
+        ("pipe:P-1", ANNA), ("pipe:P-2", ANNA), ("pipe:P-3", ANNA),
+        # Arabic-Indic digits are digits to Python: kept as they are, after a '+'
+        ("pipe:P-4", expected_pid("phone", "+٠١٥١٢٣٤٥٦٧٨")), ("pipe:P-5", BERT)]
+
+
 
 
 def all_exports(raw: Path) -> None:

@@ -164,3 +164,73 @@ def test_same_email_through_three_channels_is_one_person(tmp_path):
             ("ST-101", "facebook"), ("ST-202", "hcp_referral")]
     finally:
         con.close()
+
+
+# ---------------------------------------------------------------- the same ids computed in SQL
+
+def _sql_ids(key: bytes, rows: list[tuple], calling_code: str | None = None) -> list[tuple]:
+    """(pid, hcp_pid, needs Python) of each (email, phone, hcp number) row, by privacy.person_ids_sql."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE c AS SELECT unnest(?::VARCHAR[]) AS e, unnest(?::VARCHAR[]) AS p, "
+                "unnest(?::VARCHAR[]) AS h, unnest(range(?)) AS n",
+                [[r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], len(rows)])
+    select = privacy.person_ids_sql("c", "n", "e", "p", "h", calling_code)
+    got = con.execute(f"SELECT pid, hcp_pid, _python FROM ({select}) ORDER BY _rid",
+                      privacy.hmac_parameters(key)).fetchall()
+    con.close()
+    return got
+
+
+def test_hmac_in_sql_equals_python_bit_for_bit_for_short_and_long_keys():
+    import duckdb
+
+    con = duckdb.connect()
+    for key in (b"", b"k", b"x" * 64, b"a much longer key than the block of sha-256 " * 3):
+        for value in ("email:anna.berg@example.org", "phone:+4915123456789", "", "jörg@xn--mller-kva.de"):
+            sql = privacy.pseudonym_sql("$value")
+            got = con.execute(f"SELECT {sql}", {**privacy.hmac_parameters(key), "value": value}).fetchone()[0]
+            assert got == privacy.pseudonym(key, value), (key, value)
+            assert got == hmac.new(key, f"person:{value}".encode(), hashlib.sha256).hexdigest()[:32]
+    # worked out by hand with hmac: the key b"k" over "hcp:LANR-1"
+    hcp = con.execute(f"SELECT {privacy.pseudonym_sql(chr(39) + 'LANR-1' + chr(39), 'hcp')}",
+                      privacy.hmac_parameters(b"k")).fetchone()[0]
+    assert hcp == hmac.new(b"k", b"hcp:LANR-1", hashlib.sha256).hexdigest()[:32]
+
+
+def test_person_ids_in_sql_equal_person_id_and_hcp_id(monkeypatch):
+    monkeypatch.delenv("COCKPIT_DEFAULT_CALLING_CODE", raising=False)
+    key = b"sql-key"
+    rows = [
+        ("Anna.Berg@Example.ORG", None, None),          # case: SQL
+        ("anna.berg@example.org.", "", ""),              # trailing dot of the domain: SQL
+        ("a@b@example.org", None, "lanr-123456789"),     # the last '@' splits: SQL
+        ("@example.org", None, "lanr 1"),                # empty local part; a space inside
+        ("anna", "0151 2345 678", None),                 # not an address: the phone, national
+        (None, "0049 (151) 2345-678", "LANR-1"),         # 00 prefix, separators
+        ("", "+49 151 23456789", None),
+        (None, "12", None),                              # too short: no pid
+        (None, "+1234567890123456", None),               # too long: no pid
+        ("x@localhost", "12-34", None),                  # neither usable: no pid
+        ("mailto:anna.berg@example.org", None, None),    # mailto: left to Python
+        ("Anna Berg <anna.berg@example.org>", None, None),  # brackets: Python
+        ("ａｎｎａ.berg@example.org", None, None),          # full-width: Python (NFKC)
+        ("jörg@müller.de", None, None),                  # IDN: Python
+        (None, "٠١٥١٢٣٤٥٦٧٨", "ß-1"),                    # Arabic-Indic digits, ß: Python
+        (None, None, " LANR-1"),                         # surrounding space: Python strips
+        ("x@localhost", "call me", None),                # letters in the phone: Python
+    ]
+    got = _sql_ids(key, rows)
+    python = [r[2] for r in got]
+    assert python == [False] * 10 + [True] * 7
+    for (email, phone, hcp), (pid, hcp_pid, needs) in zip(rows, got):
+        if not needs:
+            assert pid == privacy.person_id(key, email, phone), (email, phone)
+            assert hcp_pid == (privacy.hcp_id(key, hcp) if hcp else None), hcp
+    assert got[0][0] == got[1][0] == expected_pid(key, "email:anna.berg@example.org")
+    assert got[4][0] == expected_pid(key, "phone:+491512345678")
+    assert [r[0] for r in got[7:10]] == [None, None, None]
+    # the default calling code is read as normalize_phone reads it
+    monkeypatch.setenv("COCKPIT_DEFAULT_CALLING_CODE", "43")
+    assert _sql_ids(key, [(None, "0664 1234567", None)])[0][0] == expected_pid(key, "phone:+436641234567")

@@ -9,10 +9,9 @@ import duckdb
 
 # Temporary tables of the file being loaded (per connection, dropped after each file).
 STAGE = "ingest_stage"  # the file's rows as text, in file order
-PIDS = "ingest_pids"  # pseudonymous ids computed in Python, by stage rowid
-RELATION = "ingest_relation"  # view: the staged rows typed and looked up
-VERDICT = "ingest_verdict"  # rows not accepted: refused (with reason), ignored or erased
-ACCEPTED = "ingest_accepted"  # the rows to write
+PIDS = "ingest_pids"  # pseudonymous ids of the staged rows, by stage rowid
+CHECKED = "ingest_checked"  # the staged rows typed and looked up, with their fate
+ACCEPTED = "ingest_accepted"  # view: the rows to write
 FRAME = "ingest_frame"  # rows computed in Python, while SQL reads them (frames.py)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from .context import STAGE, FileRejected, Issue, LoadContext
 from .frames import python_rows
 from .sqltext import ident, lit
-from .staging import Field, Staged, create_from_csv, duckdb_can_read, value_sql
+from .staging import Field, Staged, create_from_csv, duckdb_can_read, line_count, value_sql
 
 _DELIMITERS = (",", ";", "\t")
 _HEADER_SEARCH_RECORDS = 10  # title lines a report may put above its header (Google Ads: 2)
@@ -38,7 +38,7 @@ def stage_csv(ctx: LoadContext, path: Path, text: str, fields: tuple[Field, ...]
     the header cannot be found or lacks required columns."""
     header = _find_header(text, fields)
     if not _has_blank_line(text) and duckdb_can_read(path):
-        fast = _stage_csv_duckdb(ctx, path, header, fields, trim)
+        fast = _stage_csv_duckdb(ctx, path, text, header, fields, trim)
         if fast is not None:
             return fast
     return _stage_csv_python(ctx, text, header, fields, trim)
@@ -102,22 +102,32 @@ def _stage_select(fields: tuple[Field, ...], index: dict[str, int], colname, tri
     return ", ".join(parts)
 
 
-def _stage_csv_duckdb(ctx: LoadContext, path: Path, header: _Header, fields: tuple[Field, ...],
-                      trim: bool) -> Staged | None:
+def _stage_csv_duckdb(ctx: LoadContext, path: Path, text: str, header: _Header,
+                      fields: tuple[Field, ...], trim: bool) -> Staged | None:
     """Stage with DuckDB's CSV reader. None when the file has broken rows (their row
     numbers would not be exact); the staging table is then dropped."""
     con = ctx.con
     columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(header.columns)) + "}"
     select = _stage_select(fields, header.index, lambda f, i: f"c{i}", trim)
-    broken = create_from_csv(
-        con, STAGE, select, path,
-        f"header = false, skip = {header.lines}, auto_detect = false, "
-        f"delim = {lit(header.delimiter)}, quote = '\"', escape = '\"', columns = {columns}")
-    if broken:
+    options = (f"header = false, skip = {header.lines}, auto_detect = false, "
+               f"delim = {lit(header.delimiter)}, quote = '\"', escape = '\"', columns = {columns}")
+    fast = False
+    if '"' not in text:
+        # Without quotes every line is one record: when DuckDB read as many rows as the
+        # file has lines after the header, no row was broken (a broken one is skipped).
+        rows = con.execute(
+            f"CREATE TEMP TABLE {STAGE} AS SELECT {select} FROM read_csv({lit(str(path))}, "
+            f"{options}, ignore_errors = true)").fetchone()[0]
+        fast = rows == line_count(text) - header.lines
+        if not fast:
+            con.execute(f"DROP TABLE {STAGE}")
+    # Quoted values may span lines: DuckDB's reject table tells whether rows broke.
+    if not fast and create_from_csv(con, STAGE, select, path, options):
         con.execute(f"DROP TABLE {STAGE}")
         return None
+    # A table filled by one CREATE ... AS from read_csv numbers its rows in file order
+    # (from a base that depends on the transaction).
     rows, base = con.execute(f"SELECT count(*), coalesce(min(rowid), 0) FROM {STAGE}").fetchone()
-    # A table filled by one CREATE ... AS from read_csv numbers its rows in file order.
     return Staged(rows=rows, issues=[], row_sql=f"(s.rowid - {base} + 1)")
 
 

@@ -170,7 +170,7 @@ def _prescreener_write(ctx: LoadContext) -> None:
 PRESCREENER_SPEC = TableSpec(
     kind="prescreener", fmt="csv", fields=PRESCREENER_FIELDS, relation=_prescreener_relation,
     rules=_prescreener_rules, key=duplicate("response_id", "response_id"),
-    write=_prescreener_write, contacts=("email", "phone"), materialize=True)
+    write=_prescreener_write, contacts=("email", "phone"))
 
 
 # ---------------------------------------------------------------- HCP referrals
@@ -205,7 +205,7 @@ def _referral_write(ctx: LoadContext) -> None:
 REFERRAL_SPEC = TableSpec(
     kind="hcp_referrals", fmt="csv", fields=REFERRAL_FIELDS, relation=_referral_relation,
     rules=_referral_rules, key=duplicate("referral_id", "referral_id"), write=_referral_write,
-    contacts=("patient_email", "patient_phone"), hcp="hcp_id", materialize=True)
+    contacts=("patient_email", "patient_phone"), hcp="hcp_id")
 
 
 # ---------------------------------------------------------------- screening-event sign-ups
@@ -240,4 +240,4 @@ def _signup_write(ctx: LoadContext) -> None:
 SIGNUP_SPEC = TableSpec(
     kind="screening_events", fmt="csv", fields=SIGNUP_FIELDS, relation=_signup_relation,
     rules=_signup_rules, key=duplicate("signup_id", "signup_id"), write=_signup_write,
-    contacts=("email", "phone"), materialize=True)
+    contacts=("email", "phone"))

@@ -3,25 +3,30 @@ the row's known fields as JSON without contact fields, so quarantine never keeps
 identifier; rows that could not be parsed into fields keep no raw text at all."""
 from __future__ import annotations
 
-from .context import STAGE, VERDICT, Issue, LoadContext
+from .context import STAGE, Issue, LoadContext
 from .frames import python_rows
 from .staging import Field, Staged
 from .sqltext import ident, lit
+from .validate import DuplicateKey
 
 _COLUMNS = "run_id, file, kind, row_number, field, reason, raw, created_at"
 _CREATED = "timezone('UTC', now())"
 
 
-def quarantine_rows(ctx: LoadContext, staged: Staged, fields: tuple[Field, ...]) -> None:
-    """Quarantine the refused rows of the verdict table and the parse issues of the
-    file, in file order."""
+def quarantine_rows(ctx: LoadContext, staged: Staged, fields: tuple[Field, ...], refusals: str,
+                    key: DuplicateKey) -> None:
+    """Quarantine the refused rows (``refusals``: SQL giving ``_rid``, ``_dup``,
+    ``_field`` and ``_reason``, see validate.refusals_sql; a duplicate takes the field
+    and message of ``key``) and the parse issues of the file, in file order."""
     con = ctx.con
     raw = "json_object(" + ", ".join(
         f"{lit(f.source)}, s.{ident(f.name)}" for f in fields if not f.contact) + ")"
     head = f"{ctx.run_id}, {lit(ctx.file)}, {lit(ctx.kind)}"
+    field = f"CASE WHEN c._dup THEN {lit(key.field) if key.field else 'NULL'} ELSE c._field END"
+    reason = f"CASE WHEN c._dup THEN {key.reason} ELSE c._reason END"
     refused = (
-        f"SELECT {head}, {staged.row_sql} AS row_number, c._field, c._reason, {raw}, {_CREATED} "
-        f"FROM {VERDICT} c JOIN {STAGE} s ON s.rowid = c._rid WHERE c._reason IS NOT NULL"
+        f"SELECT {head}, {staged.row_sql} AS row_number, {field}, {reason}, {raw}, {_CREATED} "
+        f"FROM ({refusals}) c JOIN {STAGE} s ON s.rowid = c._rid"
     )
     if not staged.issues:
         con.execute(f"INSERT INTO quarantine ({_COLUMNS}) {refused} ORDER BY row_number")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -33,6 +34,16 @@ OnFile = Callable[[int, int, FileResult], None]
 
 class _FileChanged(Exception):
     """The file changed between hashing and loading (still being written)."""
+
+
+@dataclass
+class _Known:
+    """What a run reads from the store once, instead of once per file: the hashes of
+    the files recorded in ``source_file`` (kept up to date as the run records files),
+    and the files of this source with open quarantine entries of earlier runs."""
+
+    hashes: set[str]
+    open: set[str]
 
 
 def folder_location(source: Path) -> str:
@@ -70,11 +81,12 @@ def load_folder(con: duckdb.DuckDBPyConnection, source: Path, key: bytes,
     run_id = start_run(con, location)
     summary = LoadSummary(run_id=run_id, files_seen=len(files))
     with recorded_run(con, summary, after_load):
-        retry = open_files(con, location) if retry_quarantined else set()
+        known = _Known(hashes=_loaded_hashes(con), open=open_files(con, location))
+        retry = set(known.open) if retry_quarantined else set()
         for number, found in enumerate(files, 1):
             ctx = LoadContext(con=con, key=key, now=limit, run_id=run_id, file=found.rel,
                               kind=found.kind, location=location)
-            result = _load_file(ctx, found, settle_seconds, found.rel in retry)
+            result = _load_file(ctx, found, settle_seconds, found.rel in retry, known)
             summary.add(result)
             if progress:
                 progress(f"[{number}/{len(files)}] {result.line()}")
@@ -93,7 +105,7 @@ def naive_utc(moment: datetime) -> datetime:
 # ---------------------------------------------------------------- one file
 
 def _load_file(ctx: LoadContext, found: FoundFile, settle_seconds: float,
-               retry: bool) -> FileResult:
+               retry: bool, known: _Known) -> FileResult:
     con = ctx.con
     try:
         before = found.path.stat()
@@ -104,7 +116,7 @@ def _load_file(ctx: LoadContext, found: FoundFile, settle_seconds: float,
                     f"modified {max(age, 0):.1f} s ago; it loads once it has been unchanged "
                     f"for {settle_seconds:g} s"))
         seen = known_sha256(found.path, before)
-        if seen is not None and not retry and _already_loaded(con, seen):
+        if seen is not None and not retry and seen in known.hashes:
             return FileResult(found.rel, found.kind, "skipped")
         data = found.path.read_bytes()
     except OSError as exc:
@@ -119,31 +131,34 @@ def _load_file(ctx: LoadContext, found: FoundFile, settle_seconds: float,
         return FileResult(found.rel, found.kind, "deferred", message=reason)
     sha = sha256_hex(data)
     remember_sha256(found.path, before, sha)
-    if not retry and _already_loaded(con, sha):
+    if not retry and sha in known.hashes:
         return FileResult(found.rel, found.kind, "skipped")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         return _reject(ctx, sha, len(data), f"file is not UTF-8 (byte 0x{data[exc.start]:02x} at "
-                                            f"offset {exc.start} is not valid UTF-8)")
+                                            f"offset {exc.start} is not valid UTF-8)", known)
     execute(con, "BEGIN TRANSACTION", f"loading {found.rel}")
     try:
-        resolve_file(ctx)
+        if found.rel in known.open:  # only a file with open entries has any to close
+            resolve_file(ctx)
         counts = _load_content(ctx, found, text)
         if _changed(found.path, before):
             raise _FileChanged()
-        _record_file(ctx, sha, len(data), counts, "loaded")
+        _record_file(ctx, sha, len(data), counts, "loaded", update=sha in known.hashes)
         con.execute("COMMIT")
+        known.hashes.add(sha)
+        known.open.discard(found.rel)
     except FileRejected as rejected:
         rollback(con)
-        return _reject(ctx, sha, len(data), str(rejected))
+        return _reject(ctx, sha, len(data), str(rejected), known)
     except _FileChanged:
         rollback(con)
         return FileResult(found.rel, found.kind, "deferred",
                           message="the file changed while it was loaded; it loads next run")
     except _PARSE_ERRORS as exc:
         rollback(con)
-        return _reject(ctx, sha, len(data), f"cannot parse the file: {_first_line(exc)}")
+        return _reject(ctx, sha, len(data), f"cannot parse the file: {_first_line(exc)}", known)
     except duckdb.Error as exc:
         rollback(con)
         raise store_failure(f"Loading {found.rel} failed in the store", exc) from exc
@@ -159,35 +174,43 @@ def _load_content(ctx: LoadContext, found: FoundFile, text: str) -> FileCounts:
     return load_table(ctx, TABLE_SPECS[found.kind], found.path, text)
 
 
-def _reject(ctx: LoadContext, sha: str, size: int, reason: str) -> FileResult:
+def _reject(ctx: LoadContext, sha: str, size: int, reason: str, known: _Known) -> FileResult:
     """Quarantine a whole file and record it, so the same bytes are not tried again."""
     def write() -> None:
         resolve_file(ctx)
         quarantine_file(ctx, reason)
-        _record_file(ctx, sha, size, FileCounts(), "rejected")
+        _record_file(ctx, sha, size, FileCounts(), "rejected", update=True)
     in_transaction(ctx.con, write, f"rejecting {ctx.file}")
+    known.hashes.add(sha)
+    known.open.discard(ctx.file)
     return FileResult(ctx.file, ctx.kind, "rejected", message=reason)
 
 
-def _already_loaded(con: duckdb.DuckDBPyConnection, sha: str) -> bool:
+def _loaded_hashes(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The content hashes of every file recorded in ``source_file``."""
     try:
-        return con.execute("SELECT 1 FROM source_file WHERE sha256 = ?", [sha]).fetchone() is not None
+        return {row[0] for row in con.execute("SELECT sha256 FROM source_file").fetchall()}
     except duckdb.Error as exc:
         raise store_failure("Cannot read source_file from the store", exc) from exc
 
 
-def _record_file(ctx: LoadContext, sha: str, size: int, counts: FileCounts, status: str) -> None:
-    # A retried file has the same bytes as before: its record is updated.
-    ctx.con.execute(
-        "INSERT INTO source_file (sha256, path, kind, size_bytes, run_id, loaded_at, rows_read, "
-        "rows_accepted, rows_quarantined, status) "
-        "VALUES (?, ?, ?, ?, ?, timezone('UTC', now()), ?, ?, ?, ?) "
-        "ON CONFLICT (sha256) DO UPDATE SET path = excluded.path, kind = excluded.kind, "
-        "run_id = excluded.run_id, loaded_at = excluded.loaded_at, "
-        "rows_read = excluded.rows_read, rows_accepted = excluded.rows_accepted, "
-        "rows_quarantined = excluded.rows_quarantined, status = excluded.status",
-        [sha, ctx.file, ctx.kind, size, ctx.run_id, counts.read, counts.accepted,
-         counts.quarantined, status])
+_RECORD = ("INSERT INTO source_file (sha256, path, kind, size_bytes, run_id, loaded_at, rows_read, "
+           "rows_accepted, rows_quarantined, status) "
+           "VALUES (?, ?, ?, ?, ?, timezone('UTC', now()), ?, ?, ?, ?)")
+# A retried file has the same bytes as before: its record is updated.
+_UPDATE = (" ON CONFLICT (sha256) DO UPDATE SET path = excluded.path, kind = excluded.kind, "
+           "run_id = excluded.run_id, loaded_at = excluded.loaded_at, "
+           "rows_read = excluded.rows_read, rows_accepted = excluded.rows_accepted, "
+           "rows_quarantined = excluded.rows_quarantined, status = excluded.status")
+
+
+def _record_file(ctx: LoadContext, sha: str, size: int, counts: FileCounts, status: str,
+                 update: bool) -> None:
+    """Record the file in ``source_file``; ``update`` when its bytes may be recorded
+    already (a plain insert of a new record is cheaper than an upsert)."""
+    ctx.con.execute(_RECORD + (_UPDATE if update else ""),
+                    [sha, ctx.file, ctx.kind, size, ctx.run_id, counts.read, counts.accepted,
+                     counts.quarantined, status])
 
 
 def _changed(path: Path, before: os.stat_result) -> bool:

@@ -47,6 +47,14 @@ def duckdb_can_read(path: Path) -> bool:
     return not any(c in str(path) for c in _GLOB_CHARS)
 
 
+def line_count(text: str) -> int:
+    """Lines of ``text`` as DuckDB's readers count them: each ends at a line feed, a
+    carriage return with a line feed, or a carriage return alone; a last line without
+    an end counts too."""
+    lines = text.count("\n") + text.count("\r") - text.count("\r\n")
+    return lines + 1 if text and text[-1] not in "\r\n" else lines
+
+
 def create_from_csv(con: duckdb.DuckDBPyConnection, table: str, select: str, path: Path,
                     options: str) -> int:
     """``CREATE TEMP TABLE table AS SELECT select FROM read_csv(path, options)`` with

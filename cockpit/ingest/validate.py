@@ -3,20 +3,18 @@ row, with the message it gives; all rules run over the whole file at once, and t
 first failing rule of a row is its quarantine reason. Duplicates of a row's key within
 the file are refused after the row rules, keeping the first occurrence.
 
-The typed rows are a view: evaluating it is cheap, materialising a wide table of a
-large file is not. The rules run once, giving each row the number of its first failing
-rule; only the verdict on rows that are not accepted (refused, ignored, erased:
-usually few) is stored, with the message built for those rows alone."""
+One statement types the rows (the kind's relation: lookups, parsed values), runs the
+rules and flags repeated keys, into a table of checked rows; the writers read the
+accepted rows from it, and the messages are built for the refused rows alone. Each
+statement costs planning time however small the file, so a file takes few of them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .context import ACCEPTED, RELATION, STAGE, VERDICT, LoadContext
+from .context import ACCEPTED, CHECKED, LoadContext
 from .sqltext import cat, ident, in_list, lit, quoted
 
 _INTEGER = r"'\s*-?[0-9]+\s*'"
-# Relation columns with these suffixes serve the rules only; accepted rows drop them.
-RULE_ONLY = ("_raw", "_text")
 
 
 @dataclass(frozen=True)
@@ -133,59 +131,72 @@ def parse_timestamp(raw: str) -> str:
     return f"timezone('UTC', try_cast({raw} AS TIMESTAMPTZ))"
 
 
-def build_verdict(ctx: LoadContext, relation: str, rules: list[Rule], ignore: str | None = None,
-                  erased: str | None = None) -> None:
-    """Create the view of typed rows (``relation``) and the verdict table: every row
-    that is not data (``ignore``), of an erased person (``erased``) or refused by a
-    rule, with the ``_field`` and ``_reason`` of its first failing rule."""
+def check_rows(ctx: LoadContext, relation: str, rules: list[Rule], ignore: str | None = None,
+               erased: str | None = None) -> None:
+    """Create the table of checked rows: every row of the typed ``relation`` with its
+    fate, in one statement. ``_ignored``: not data (``ignore``); ``_erased``: of an
+    erased person (``erased``); ``_rule``: the number (1-based, in ``rules``) of its
+    first failing rule, NULL when none fails; ``_dup``: false here, see ``flag_duplicates``.
+
+    Only the rule numbers are computed here; the messages of refused rows are built by
+    ``refusals_sql`` for those rows alone (usually few), which keeps this statement
+    cheap to plan and to run."""
     ignored = f"coalesce(({ignore}), false)" if ignore else "false"
     erased_sql = f"(coalesce(({erased}), false) AND NOT {ignored})" if erased else "false"
     # A rule whose condition is NULL (a value it does not apply to) does not fire.
     first = " ".join(f"WHEN {r.bad} THEN {n}" for n, r in enumerate(rules, 1))
-    rule = f"CASE WHEN _ignored OR _erased THEN NULL {first} END" if rules else "NULL"
-    field = " ".join(f"WHEN {n} THEN {lit(r.field) if r.field else 'NULL'}"
-                     for n, r in enumerate(rules, 1))
-    reason = " ".join(f"WHEN {n} THEN {r.reason}" for n, r in enumerate(rules, 1))
-    con = ctx.con
-    con.execute(f"CREATE TEMP VIEW {RELATION} AS {relation}")
-    con.execute(
-        f"CREATE TEMP TABLE {VERDICT} AS SELECT _rid, _ignored, _erased, "
-        f"CAST({f'CASE _rule {field} END' if rules else 'NULL'} AS VARCHAR) AS _field, "
-        f"CAST({f'CASE _rule {reason} END' if rules else 'NULL'} AS VARCHAR) AS _reason "
-        f"FROM (SELECT *, {rule} AS _rule FROM (SELECT p.*, {ignored} AS _ignored, "
-        f"{erased_sql} AS _erased FROM {RELATION} p)) "
-        f"WHERE _ignored OR _erased OR _rule IS NOT NULL"
-    )
+    rows = f"SELECT p.*, {ignored} AS _ignored, {erased_sql} AS _erased FROM ({relation}) p"
+    if ignore or erased:  # rules do not judge rows that are not data or erased
+        rule = f"CASE WHEN _ignored OR _erased THEN NULL {first} END" if rules else "NULL"
+        select = f"SELECT *, CAST({rule} AS INTEGER) AS _rule, false AS _dup FROM ({rows})"
+    else:  # one level less to plan
+        rule = f"CASE {first} END" if rules else "NULL"
+        select = (f"SELECT p.*, false AS _ignored, false AS _erased, CAST({rule} AS INTEGER) AS _rule, "
+                  f"false AS _dup FROM ({relation}) p")
+    ctx.con.execute(f"CREATE TEMP TABLE {CHECKED} AS {select}")
+
+
+def counts_sql(key: DuplicateKey) -> str:
+    """SQL: how many checked rows are ignored, erased and refused by a rule, and how
+    many of the rows that pass repeat the key of an earlier one (rows that pass minus
+    their distinct keys)."""
+    passing = "_rule IS NULL AND NOT _ignored AND NOT _erased"
+    keys = f"row({', '.join(key.columns)})"  # a row value: NULL parts are equal, as in GROUP BY
+    return (f"SELECT count(*) FILTER (WHERE _ignored), count(*) FILTER (WHERE _erased), "
+            f"count(*) FILTER (WHERE _rule IS NOT NULL), "
+            f"count(*) FILTER (WHERE {passing}) - count(DISTINCT {keys}) FILTER (WHERE {passing}) "
+            f"FROM {CHECKED}")
 
 
 def flag_duplicates(ctx: LoadContext, key: DuplicateKey) -> None:
-    """Refuse every row whose key repeats that of an earlier accepted row of the file.
-    (This also keeps a batch free of repeated keys, which an upsert cannot take.)"""
-    con = ctx.con
-    columns = ", ".join(key.columns)
-    # Cheap test over all rows first: without a repeated key anywhere there is none
-    # among the accepted rows.
-    repeated = con.execute(
-        f"SELECT 1 FROM {RELATION} GROUP BY {columns} HAVING count(*) > 1 LIMIT 1").fetchone()
-    if not repeated:
-        return
-    con.execute(
-        f"INSERT INTO {VERDICT} SELECT d._rid, false, false, "
-        f"{lit(key.field) if key.field else 'NULL'}, {key.reason} "
-        f"FROM (SELECT _rid, row_number() OVER (PARTITION BY {columns} ORDER BY _rid) AS n "
-        f"FROM {RELATION} WHERE _rid NOT IN (SELECT _rid FROM {VERDICT})) d "
-        f"JOIN {STAGE} s ON s.rowid = d._rid WHERE d.n > 1"
-    )
+    """Refuse every row whose key repeats that of an earlier row of the file that
+    passed every rule: the first one (in file order) is kept. (This also keeps a batch
+    free of repeated keys, which an upsert cannot take.)"""
+    passing = "_rule IS NULL AND NOT _ignored AND NOT _erased"
+    ctx.con.execute(
+        f"UPDATE {CHECKED} SET _dup = true WHERE _rid IN (SELECT _rid FROM (SELECT _rid, "
+        f"row_number() OVER (PARTITION BY {', '.join(key.columns)} ORDER BY _rid) AS n "
+        f"FROM {CHECKED} WHERE {passing}) WHERE n > 1)")
 
 
-def create_accepted(ctx: LoadContext, materialize: bool) -> None:
-    """The rows to write: those without a verdict, without the columns only rules use.
-    A table when the writer reads them several times, else a view."""
-    con = ctx.con
-    columns = [row[0] for row in con.execute(f"DESCRIBE {RELATION}").fetchall()]
-    keep = ", ".join(ident(c) for c in columns if not c.endswith(RULE_ONLY))
-    what = "TABLE" if materialize else "VIEW"
-    con.execute(
-        f"CREATE TEMP {what} {ACCEPTED} AS SELECT {keep} FROM {RELATION} "
-        f"WHERE _rid NOT IN (SELECT _rid FROM {VERDICT})"
+def refusals_sql(rules: list[Rule]) -> str:
+    """SQL: the refused rows of the checked table, ``_rid``, ``_dup`` and the ``_field``
+    and ``_reason`` of the first failing rule (NULL for a duplicate, whose message the
+    caller builds from the staged row with ``DuplicateKey.reason``)."""
+    field = " ".join(f"WHEN {n} THEN {lit(r.field) if r.field else 'NULL'}"
+                     for n, r in enumerate(rules, 1))
+    reason = " ".join(f"WHEN {n} THEN {r.reason}" for n, r in enumerate(rules, 1))
+    field_sql = f"CASE _rule {field} END" if rules else "NULL"
+    reason_sql = f"CASE _rule {reason} END" if rules else "NULL"
+    return (f"SELECT _rid, _dup, CAST({field_sql} AS VARCHAR) AS _field, "
+            f"CAST({reason_sql} AS VARCHAR) AS _reason FROM {CHECKED} "
+            f"WHERE _rule IS NOT NULL OR _dup")
+
+
+def create_accepted(ctx: LoadContext) -> None:
+    """The rows to write: a view of the accepted rows of the checked table (which is
+    materialised, so a writer may read it several times at little cost)."""
+    ctx.con.execute(
+        f"CREATE TEMP VIEW {ACCEPTED} AS SELECT * EXCLUDE (_ignored, _erased, _rule, _dup) "
+        f"FROM {CHECKED} WHERE _rule IS NULL AND NOT _ignored AND NOT _erased AND NOT _dup"
     )
