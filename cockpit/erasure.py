@@ -35,7 +35,7 @@ from typing import Callable
 import duckdb
 
 from cockpit import audit, derive
-from cockpit.privacy import subject_hash
+from cockpit.privacy import subject_hash, visitor_hash
 from cockpit.store import StoreError, open_db
 
 Progress = Callable[[str], None]
@@ -320,8 +320,13 @@ def _delete(con: duckdb.DuckDBPyConnection, selection: Selection, subject: str,
             say: Progress) -> tuple[dict[str, int], int]:
     """The erasure transaction; returns the rows deleted per table and the audit entry's id."""
     deleted: dict[str, int] = {}
+    visitors = visitor_ids(con, selection.pid)  # read before their rows go
     con.execute("BEGIN TRANSACTION")
     try:
+        for visitor in visitors:
+            # web and QR exports name visitors, not contacts: keep their visits out too
+            con.execute("INSERT INTO erased_visitor VALUES (?, ?) ON CONFLICT DO NOTHING",
+                        [visitor_hash(visitor), now])
         for table, (clause, params) in selection.where.items():
             deleted[table] = int(con.execute(f'DELETE FROM "{table}" WHERE {clause}', params).fetchone()[0])
         con.execute(

@@ -141,6 +141,16 @@ def subject_hash(pid: str) -> str:
     return hashlib.sha256(f"subject:{pid}".encode("utf-8")).hexdigest()
 
 
+def visitor_hash(visitor_id: str) -> str:
+    """The name of an erased person's web visitor id in ``erased_visitor``."""
+    return hashlib.sha256(f"visitor:{visitor_id}".encode("utf-8")).hexdigest()
+
+
+def visitor_hash_sql(visitor_sql: str) -> str:
+    """SQL computing ``visitor_hash`` of the expression ``visitor_sql``."""
+    return f"sha256('visitor:' || {visitor_sql})"
+
+
 def subject_hash_sql(pid_sql: str) -> str:
     """SQL computing ``subject_hash`` of the pid expression ``pid_sql`` (DuckDB's
     ``sha256`` gives the same lower-case hex), so a load can test its rows against

@@ -478,7 +478,8 @@ def test_demo_erasure_removes_exactly_the_persons_rows(demo_case):
     con = open_db(demo_case.path)
     try:
         after = table_counts(con)
-        recorded = {"erasure_ledger": 1, "subject_request": 1, "audit_log": 1}
+        recorded = {"erasure_ledger": 1, "subject_request": 1, "audit_log": 1,
+                    "erased_visitor": report.rows["visitor_link"]}
         expected = {t: n - demo_case.person_rows.get(t, 0) + recorded.get(t, 0)
                     for t, n in demo_case.before.items()}
         assert after == expected
@@ -538,3 +539,37 @@ def test_demo_exports_sent_again_are_counted_as_erased(demo_case, demo_raw, demo
         assert leads(con) == {s: n - demo_case.person_leads.get(s, 0) for s, n in demo_case.leads_before.items()}
     finally:
         con.close()
+
+
+def test_web_and_qr_visits_of_an_erased_person_stay_out(demo_case, demo_store, demo_raw, demo_key, tmp_path):
+    """Web events and QR scans carry the visitor's cookie id, not a contact: the erasure
+    keeps a hash of each of the person's visitor ids, and old exports of their visits
+    sent again are counted as erased, not loaded as anonymous visits."""
+    visitors = {v for (v,) in demo_store.reader().execute(
+        "SELECT visitor_id FROM visitor_link WHERE pid = ?", [demo_case.pid]).fetchall()}
+    assert visitors
+    folder = tmp_path / "visits"
+    folder.mkdir()
+    lines = [line for path in sorted(demo_raw.rglob("web_events_*.jsonl"))
+             for line in path.read_text(encoding="utf-8").splitlines()
+             if line.strip() and json.loads(line)["visitor_id"] in visitors]
+    # and an ad click of each visitor, as the site's tracking would have sent it
+    lines += [json.dumps({"event_id": f"we-again-{n}", "ts": "2026-06-01T10:00:00Z", "visitor_id": v,
+                          "event": "ad_click", "study_id": "ST-101",
+                          "utm": {"source": "facebook", "medium": "paid_social"}})
+              for n, v in enumerate(sorted(visitors))]
+    tracked = sum(1 for line in lines if (json.loads(line).get("utm") or {}).get("source"))
+    (folder / "web_events_again.jsonl").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    path = copy_store(demo_case.path, tmp_path / "visits.duckdb")
+    con = open_db(path)
+    try:
+        assert con.execute("SELECT count(*) FROM erased_visitor").fetchone()[0] == len(visitors)
+        summary = load_folder(con, folder, demo_key, after_load=derive.refresh)
+        # visits without a UTM source are not data either way; the others are the person's
+        assert (summary.rows_erased, summary.rows_accepted) == (tracked, 0)
+        marks = ", ".join("?" for _ in visitors)
+        assert con.execute(f"SELECT count(*) FROM touchpoint WHERE visitor_id IN ({marks})",
+                           list(visitors)).fetchone()[0] == 0
+    finally:
+        con.close()
+    assert not any(v.encode() in path.read_bytes() for v in visitors)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import duckdb
 
-from cockpit.privacy import hcp_id, hmac_parameters, person_id, person_ids_sql, subject_hash_sql
+from cockpit.privacy import (hcp_id, hmac_parameters, person_id, person_ids_sql, subject_hash_sql,
+                             visitor_hash_sql)
 
 from .context import ACCEPTED, PIDS, STAGE, LoadContext
 from .frames import python_rows
@@ -49,6 +50,17 @@ def _python_pids(ctx: LoadContext, rows: list[tuple], hcp: bool) -> None:
     with python_rows(ctx.con, columns) as source:
         ctx.con.execute(f"UPDATE {PIDS} SET pid = f.pid, hcp_pid = f.hcp_pid FROM {source} f "
                         f"WHERE {PIDS}._rid = f._rid")
+
+
+def erased_visits(visitor_column: str) -> str:
+    """SQL over the typed relation: the row is a visit of an erased person's visitor id."""
+    return (f"(coalesce({visitor_column}, '') <> '' AND {visitor_hash_sql(visitor_column)} "
+            "IN (SELECT subject FROM erased_visitor))")
+
+
+def visitors_erased(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether any erased person left web visitor ids to keep out."""
+    return con.execute("SELECT EXISTS (SELECT 1 FROM erased_visitor)").fetchone()[0]
 
 
 def ledger_has_entries(con: duckdb.DuckDBPyConnection) -> bool:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from .context import ACCEPTED, CHECKED, PIDS, STAGE, FileCounts, LoadContext
-from .people import ERASED, add_pids, ledger_has_entries
+from .people import ERASED, add_pids, erased_visits, ledger_has_entries, visitors_erased
 from .quarantine import quarantine_rows
 from .csv_reader import stage_csv
 from .jsonl_reader import stage_jsonl
@@ -37,6 +37,7 @@ class TableSpec:
     contacts: tuple[str, str] | None = None  # the e-mail and phone fields, made into pid
     hcp: str | None = None  # the HCP registry number field, made into hcp_pid
     ignore: str | None = None
+    visitor: str | None = None  # the relation's web visitor id column, checked against erased visitors
     trim: bool = True  # trim values (ad reports are exact; trimming 200k rows costs)
 
 
@@ -59,11 +60,15 @@ def load_staged(ctx: LoadContext, spec: TableSpec, staged: Staged) -> FileCounts
     when something was refused), the writer's upserts (only when something was
     accepted), and the clean-up."""
     con = ctx.con
-    erased = None
+    erased_if = []
     if spec.contacts:
         add_pids(ctx, *spec.contacts, hcp=spec.hcp)
         # Hashing every pid against an empty erasure ledger would find nothing.
-        erased = ERASED if ledger_has_entries(con) else None
+        if ledger_has_entries(con):
+            erased_if.append(ERASED)
+    if spec.visitor and visitors_erased(con):
+        erased_if.append(erased_visits(spec.visitor))
+    erased = " OR ".join(erased_if) or None
     rules = spec.rules(ctx)
     check_rows(ctx, spec.relation(ctx), rules, spec.ignore, erased)
     ignored, erased_rows, refused, repeated = con.execute(counts_sql(spec.key)).fetchone()

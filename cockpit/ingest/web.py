@@ -82,7 +82,7 @@ def _web_write(ctx: LoadContext) -> None:
 # Events without a UTM source are not touchpoints of a channel.
 WEB_SPEC = TableSpec(kind="web_events", fmt="jsonl", fields=WEB_FIELDS, relation=_web_relation,
                      rules=_web_rules, key=duplicate("event_id", "event_id"), write=_web_write,
-                     ignore="utm_source IS NULL")
+                     ignore="utm_source IS NULL", visitor="visitor_id")
 
 QR_FIELDS = (
     Field("scan_id", "scan_id"),
@@ -124,4 +124,5 @@ def _qr_write(ctx: LoadContext) -> None:
 
 
 QR_SPEC = TableSpec(kind="qr_scans", fmt="csv", fields=QR_FIELDS, relation=_qr_relation,
-                    rules=_qr_rules, key=duplicate("scan_id", "scan_id"), write=_qr_write)
+                    rules=_qr_rules, key=duplicate("scan_id", "scan_id"), write=_qr_write,
+                    visitor="visitor_id")
