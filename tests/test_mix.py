@@ -271,39 +271,112 @@ def test_weeks_to_target_by_hand():
 
 
 # ---------------------------------------------------------------- the demo's planted curves
+#
+# The demo plants every channel's response on its spend (cockpit.demo.media): the
+# channel's expected leads per week over all studies are a Hill curve of the geometric
+# adstock of its weekly spend, offline channels included (HCP outreach, community and
+# newsletter sponsorships, brochure batches, event fees). The ground truth holds each
+# channel's expected leads and its cost per randomized. The checks fit weekly leads as
+# the Budget page does (randomized are a few per week: fitted directly, chance
+# correlations decide) and turn leads into randomized at each channel's randomized per
+# lead, so cost per randomized = spend / (leads credited x randomized per lead).
 
 
-def test_demo_planted_curves(demo_store, demo_raw):
-    """Randomized patients are too few per week in the small demo (about 1.8 a week over
-    63 weeks) for a per-channel fit, so this check fits weekly leads, as the Budget page
-    does, and turns leads into randomized at each channel's randomized per lead.
+def _kendall_discordant(order: list[str], planted: list[str]) -> int:
+    """Pairs of channels the two orders put the other way round."""
+    pos = {c: i for i, c in enumerate(planted)}
+    seq = [pos[c] for c in order]
+    return sum(1 for i in range(len(seq)) for j in range(i + 1, len(seq)) if seq[i] > seq[j])
 
-    Where the ground truth allows it (paid channels, whose leads follow a planted
-    adstock + Hill curve of spend, and whose weekly swing is large next to the weekly
-    noise: Facebook and Instagram), the leads credited are within 35% of the planted
-    leads; Facebook's cost per randomized is within 35% of the planted one and is the
-    cheapest of the channels the model credits, the screening events the dearest, as
-    planted. The ground truth's cheapest channel per randomized, HCP referral, plants no
-    response to spend (its referrals follow site capacity and its fees follow the
-    referrals), so a spend -> outcome model credits it with nothing: it cannot rank it."""
+
+def _budget_table(con) -> tuple:
     from cockpit.metrics import mix as mm
 
-    truth = json.loads((demo_raw / "ground_truth.json").read_text())
-    con = demo_store.reader()
+    # the fit cache is keyed by the store's data version, not by the store: two demo
+    # stores in one process can share a key, so the cache is emptied before and after
+    mm.clear_cache()
     fitted = mm.cached_fit(con, Filters(), n_boot=0)
     table = mm.channel_frame(fitted, "randomized").set_index("channel_id")
-    planted_leads = {}
-    for curve in truth["campaign_curves"]:
-        planted_leads[curve["channel_id"]] = planted_leads.get(curve["channel_id"], 0) + curve["leads"]
-    for channel in ("facebook", "instagram"):
-        assert table.loc[channel, "leads_brought"] == pytest.approx(planted_leads[channel], rel=0.35), channel
-    planted_cost = {c: v["planted_cost_per_randomized"] for c, v in truth["channels"].items()}
-    assert table.loc["facebook", "cost_per_outcome"] == pytest.approx(planted_cost["facebook"], rel=0.35)
-    credited = table[table["contribution"] > 0.5].sort_values("cost_per_outcome")
-    assert credited.index[0] == "facebook"
-    assert credited.index[-1] == "screening_event"
-    ranked = sorted(credited.index, key=planted_cost.get)
-    assert ranked[0] == "facebook" and ranked[-1] == "screening_event"
-    assert truth["cheapest_channel_per_randomized"] == "hcp_referral"
-    assert truth["channels"]["hcp_referral"]["hill"] is None
+    mm.clear_cache()
+    # a channel credited with nothing has no cost per randomized: it ranks last
+    order = table["cost_per_outcome"].fillna(np.inf).sort_values(kind="stable").index.tolist()
+    return fitted, table, order
+
+
+def test_kendall_discordant_by_hand():
+    assert _kendall_discordant(["a", "b", "c"], ["a", "b", "c"]) == 0
+    assert _kendall_discordant(["b", "a", "c"], ["a", "b", "c"]) == 1
+    assert _kendall_discordant(["c", "b", "a"], ["a", "b", "c"]) == 3
+
+
+def test_demo_small_ranks_hcp_referral_first(demo_store, demo_raw):
+    """Small demo (seed 7): ranking by cost per randomized, as the Budget page shows it.
+
+    HCP referral, the planted cheapest per randomized (~650 EUR against ~1,700 for the
+    next channel), ranks first. The small demo cannot rank all nine channels: about 92
+    leads a week over 60 weeks, so a channel with 5-7% of the leads brings ~6 a week
+    against a weekly noise sd of ~10. Refitted on Poisson redraws of the planted weeks,
+    the leads credited to such a channel scatter by 25-60% (sd; some get none) and even
+    HCP referral's, 30% of all leads, by 15%, while the planted costs per randomized are
+    1.3-1.6x apart from one channel to the next. What the small demo does support, with
+    the tolerance stated: HCP referral's credited leads within 40% of its planted
+    expected leads (2.5 sd); the leads credited to all channels together within 15% of
+    the planted total; the three planted cheapest channels ranked ahead of the three
+    planted dearest; and at most 8 of the 36 pairs of channels ordered the other way round
+    (Kendall's tau >= 0.55). The full ranking is checked on the medium demo."""
+    truth = json.loads((demo_raw / "ground_truth.json").read_text())
+    fitted, table, order = _budget_table(demo_store.reader())
+    planted = truth["channel_order_by_cost_per_randomized"]
+    assert planted[0] == truth["cheapest_channel_per_randomized"] == "hcp_referral"
+    assert set(planted) == set(table.index) and len(planted) == 9
+    assert order[0] == "hcp_referral"
+    expected = {c: v["hill"]["expected_leads"] for c, v in truth["channels"].items()}
+    assert table.loc["hcp_referral", "leads_brought"] == pytest.approx(expected["hcp_referral"], rel=0.40)
+    assert table["leads_brought"].sum() == pytest.approx(sum(expected.values()), rel=0.15)
+    top, bottom = planted[:3], planted[-3:]
+    assert max(order.index(c) for c in top) < min(order.index(c) for c in bottom)
+    assert _kendall_discordant(order, planted) <= 8
     assert fitted.fit.r2 > 0.9 and fitted.fit.mape_holdout < 0.35
+
+
+@pytest.fixture(scope="module")
+def medium_demo(tmp_path_factory):
+    """The medium demo (seed 7: 12 studies, 120 sites, ~96,000 leads over 71 weeks),
+    generated and loaded through the real loaders once for this module (~1 minute)."""
+    from cockpit import derive
+    from cockpit.demo import generate
+    from cockpit.ingest import load_folder
+    from cockpit.store import Store, open_db
+
+    raw = tmp_path_factory.mktemp("demo-medium")
+    generate(raw, seed=7, scale="medium", end=date(2026, 11, 15))
+    path = tmp_path_factory.mktemp("demo-medium-db") / "medium.duckdb"
+    con = open_db(path)
+    load_folder(con, raw, b"test-key-for-the-medium-demo", after_load=derive.refresh)
+    con.close()
+    store = Store(path)
+    yield raw, store
+    store.close()
+
+
+def test_demo_medium_recovers_the_planted_ranking_and_contributions(medium_demo):
+    """Medium demo (seed 7): all nine channels, each with a planted response to its spend,
+    rank by cost per randomized in the planted order, HCP referral first.
+
+    Randomized are enough here (~2,600, 100-1,300 per channel) for cost per randomized
+    to rank on. Stated tolerance: each channel's credited leads are within 25% of its
+    planted expected leads, and its cost per randomized within 25% of the planted one
+    (spend / randomized as generated). The planted costs per randomized are 1.3-1.6x apart
+    from one channel to the next, so these tolerances leave the order decided by what was
+    planted."""
+    raw, store = medium_demo
+    truth = json.loads((raw / "ground_truth.json").read_text())
+    fitted, table, order = _budget_table(store.reader())
+    planted = truth["channel_order_by_cost_per_randomized"]
+    assert len(planted) == 9 and planted[0] == "hcp_referral"
+    assert order == planted
+    for channel, entry in truth["channels"].items():
+        row = table.loc[channel]
+        assert row["leads_brought"] == pytest.approx(entry["hill"]["expected_leads"], rel=0.25), channel
+        assert row["cost_per_outcome"] == pytest.approx(entry["planted_cost_per_randomized"], rel=0.25), channel
+    assert fitted.fit.r2 > 0.97 and fitted.fit.mape_holdout < 0.1

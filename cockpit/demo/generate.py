@@ -1,9 +1,12 @@
 """The demo generator: `generate()` writes a drop folder of raw exports and the
 ground truth of what was planted in them.
 
-The setup is drawn once; then each study is generated on its own random streams
-(paid delivery, leads, funnel, touches, records, costs) and appended to the monthly
-files, so the result depends only on (seed, scale, end) and memory on one study.
+The setup is drawn once, then the media plan: every study's spend per channel and
+the channels' planted response to the portfolio's weekly spend (`cockpit.demo.media`;
+kept for all studies, a few numbers per study-day). Then each study is generated on its
+own random streams (paid delivery, leads, funnel, touches, records) and appended to the
+monthly files, so the result depends only on (seed, scale, end) and memory on one study
+at a time plus the plan.
 """
 from __future__ import annotations
 
@@ -19,7 +22,8 @@ from cockpit.demo import params as P
 from cockpit.demo.costs import cost_rows, offline_costs
 from cockpit.demo.delivery import PaidDelivery, paid_delivery
 from cockpit.demo.exports import SETUP_FILE, TRUTH_FILE, DropWriter, ad_exports
-from cockpit.demo.funnel import FunnelResult, run_funnel
+from cockpit.demo.funnel import CH, FunnelResult, run_funnel
+from cockpit.demo.media import MediaPlan, build_plan
 from cockpit.demo.population import StudyLeads, build_leads, study_rng
 from cockpit.demo.records import (PersonStyle, Sequences, consent_lines, consent_rows, lead_ids, person_styles,
                                   pipeline_rows, prescreener_rows, qr_rows, referral_rows, signup_rows, web_lines)
@@ -28,8 +32,9 @@ from cockpit.demo.truth import TruthCollector
 from cockpit.demo.util import DAY, year_of
 from cockpit.demo.world import World, build_world, setup_document
 
-# Random stream numbers of a study (world draws use stream 1).
-STREAM_DELIVERY, STREAM_LEADS, STREAM_FUNNEL, STREAM_TOUCHES, STREAM_RECORDS, STREAM_COSTS = range(10, 16)
+# Random stream numbers of a study (world draws use stream 1, the plan's flight
+# calendars stream 2, each study's spend plan stream 16: cockpit.demo.media).
+STREAM_DELIVERY, STREAM_LEADS, STREAM_FUNNEL, STREAM_TOUCHES, STREAM_RECORDS = range(10, 15)
 
 
 @dataclass
@@ -37,6 +42,7 @@ class StudyData:
     """Everything generated for one study (kept only while it is written)."""
 
     delivery: PaidDelivery
+    offline: list[dict]          # per offline campaign: spend, expected and drawn leads
     leads: StudyLeads
     funnel: FunnelResult
     touches: Touches
@@ -59,10 +65,11 @@ def generate(out_dir: Path, seed: int = 7, scale: str = "small", end: date = dat
     writer.clean()
     writer.write_json(SETUP_FILE, setup_document(world))
     seq = Sequences()
-    truth = TruthCollector(world)
+    plan = build_plan(world)
+    truth = TruthCollector(world, plan)
     n = len(world.studies)
     for s in range(n):
-        data = _generate_study(world, s, writer, seq)
+        data = _generate_study(world, plan, s, writer, seq)
         truth.add_study(s, data)
         say(f"study {world.studies.study_id[s]} ({s + 1}/{n}): {len(data.leads):,} leads")
     writer.finish()
@@ -80,12 +87,16 @@ def generate(out_dir: Path, seed: int = 7, scale: str = "small", end: date = dat
     }
 
 
-def _generate_study(world: World, s: int, writer: DropWriter, seq: Sequences) -> StudyData:
+def _generate_study(world: World, plan: MediaPlan, s: int, writer: DropWriter, seq: Sequences) -> StudyData:
     """Generate one study and append its rows to the drop folder."""
     seed = world.seed
     study = world.studies.loc[s]
-    delivery = paid_delivery(world, s, study_rng(seed, STREAM_DELIVERY, s))
-    leads = build_leads(world, s, delivery, study_rng(seed, STREAM_LEADS, s))
+    spend = plan.studies[s]
+    expected = plan.study_daily(s)
+    delivery = paid_delivery(world, s, spend.days,
+                             {ch: spend.daily[:, CH[ch]] for ch in P.PAID_CHANNELS},
+                             {ch: expected[ch] for ch in P.PAID_CHANNELS}, study_rng(seed, STREAM_DELIVERY, s))
+    leads = build_leads(world, s, delivery, plan, study_rng(seed, STREAM_LEADS, s))
     a = leads.arrays
     end_s = world.end_day * DAY
     funnel = run_funnel(study, a, _site_flags(world), end_s, study_rng(seed, STREAM_FUNNEL, s))
@@ -105,9 +116,19 @@ def _generate_study(world: World, s: int, writer: DropWriter, seq: Sequences) ->
     writer.append("qr_scans", qr_rows(touches.qr, seq))
     for kind, rows in ad_exports(world, delivery).items():
         writer.append(kind, rows)
-    costs = offline_costs(world, s, leads, study_rng(seed, STREAM_COSTS, s))
+    costs = offline_costs(world, s, spend)
     writer.append("offline_costs", cost_rows(costs, seq.ids("OC-", len(costs))))
-    return StudyData(delivery, leads, funnel, touches, style, consents, costs)
+    return StudyData(delivery, _offline_campaigns(world, plan, s, a), leads, funnel, touches, style, consents, costs)
+
+
+def _offline_campaigns(world: World, plan: MediaPlan, s: int, a: dict[str, np.ndarray]) -> list[dict]:
+    """Spend, expected and drawn leads of the study's offline campaigns."""
+    camps = world.campaigns[world.campaigns.study_idx == s].set_index("channel_id").campaign_id
+    spend = plan.studies[s].daily.sum(axis=0)
+    expected = plan.study_weekly(s).sum(axis=0)
+    return [{"campaign_id": camps[ch], "study_id": world.studies.study_id[s], "channel_id": ch,
+             "spend_eur": float(spend[CH[ch]]), "expected_leads": float(expected[CH[ch]]),
+             "leads": int((a["channel"] == CH[ch]).sum())} for ch in P.OFFLINE]
 
 
 def _site_flags(world: World) -> dict[str, np.ndarray]:

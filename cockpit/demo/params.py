@@ -120,7 +120,7 @@ class ChannelSpec:
 
 
 # Lead shares: HCP referral brings many leads for a small budget (hospital sponsor
-# case: 60% of leads for 20% of budget; here ~30% of leads for a few % of cost).
+# case: 60% of leads for 20% of budget; here ~30% of leads for ~8% of cost).
 # Audiences: Instagram skews young, HCP referrals and paper skew old (demo choice).
 CHANNELS: tuple[ChannelSpec, ...] = (
     ChannelSpec("facebook", "Facebook", "paid_social", True, "FB", ("facebook", "fb"), (0.7, 0.3),
@@ -146,37 +146,98 @@ CHANNELS: tuple[ChannelSpec, ...] = (
 PAID_CHANNELS = ("facebook", "instagram", "linkedin", "youtube")
 
 
+# ---------------------------------------------------------------- media plan
+
+# Budgets follow the sponsor's media plan: each channel has one calendar of budget
+# flights for the whole portfolio (a level every 2-6 weeks, log-uniform in 0.4x-2x of
+# the nominal budget, and about a third of the flights dark), which every study follows
+# with its own deviation per flight. Pulsed on/off flighting, planned per channel, is
+# what lets a mix model tell the channels apart: each is seen dark, low and high while
+# the others are not (demo choice; the calendars of different channels are independent).
+FLIGHT_MIN_DAYS, FLIGHT_MAX_DAYS = 14, 42
+FLIGHT_LEVEL_RANGE = (0.4, 2.0)
+FLIGHT_PAUSE_PROB = 0.35
+STUDY_FLIGHT_SD = 0.2      # lognormal sigma of a study's level around the plan's, per flight
+# The flights of the drifting channel within DRIFT_LIVE_DAYS of the planted CTR drift
+# run at DRIFT_MIN_LEVEL or more, so that the drift has impressions to be seen in.
+DRIFT_LIVE_DAYS = 42
+DRIFT_MIN_LEVEL = 0.8
+
+# Response (cockpit.demo.media): a channel's expected leads per week over all studies are
+# a Hill curve (shape n, half saturation at the channel's typical weekly spend) of the
+# geometric adstock of its weekly spend, A_w = (1 - d) x_w + d A_{w-1}, d = the weekly
+# carry-over below. Each study gets the share its own adstocked spend has.
+#
+# Cost per lead of each channel over the history (EUR, demo choice: the media plan
+# prices spend so that spend / expected leads is exactly this). They are set so that
+# cost per randomized (cost per lead / the channel's randomized per lead, 1-5%) is
+# ordered as published and about 1.4x apart from one channel to the next: HCP referral
+# cheapest by far (physician referral $12 vs internet $92 per enrollee; HCP referrals
+# 60% of leads for 20% of the budget), then web/social, newsletter and community, then
+# paper and screening events ($224-$390 per enrollee for flyers and print, posters and
+# brochures $3,021 per randomized family). At the funnel's randomized per lead this
+# gives about (medium demo, EUR per randomized): HCP 450, Facebook 1,100, Instagram
+# 1,400, YouTube 2,300, newsletter 2,800, community 5,000, LinkedIn 5,800, paper 9,000,
+# screening events 15,000. The small demo randomizes only 2-25 per channel besides HCP
+# referral (~60), so its costs per randomized scatter around these by chance.
+
+
 @dataclass(frozen=True)
 class PaidSpec:
     """Delivery and response of a paid channel (one campaign per study)."""
 
     cpm_eur: float             # cost per 1,000 impressions
     ctr: float                 # clicks / impressions
-    cost_per_lead: float       # EUR per lead at the nominal budget
+    cost_per_lead: float       # EUR per lead over the history
     hill_shape: float          # Hill exponent of the saturating response
-    adstock_decay: float       # share of yesterday's adstock carried into today
+    adstock_decay: float       # share of last week's adstock carried into this week
     platform: str              # which export carries the campaign
 
 
-# Geometric adstock A_t = (1 - d) * spend_t + d * A_{t-1} (steady state = spend);
-# expected leads per day = vmax * A^n / (K^n + A^n) (Hill). The nominal budget sits
-# at half saturation (A = K), so doubling it gives far less than double the leads.
-# CPM/CTR: typical platform benchmarks; cost per lead EUR 20-55 (demo choice, so
-# that web/social cost per randomized lands between HCP referral and paper/events).
+# CPM/CTR: typical platform benchmarks. Carry-over: social ads act within days, video
+# and professional networks for a few weeks (demo choices within Meta Robyn's 0-0.3
+# weekly range for digital).
 PAID: dict[str, PaidSpec] = {
-    "facebook": PaidSpec(8.0, 0.0095, 24.0, 1.4, 0.70, "meta"),
-    "instagram": PaidSpec(7.0, 0.0065, 20.0, 1.2, 0.60, "meta"),
-    "linkedin": PaidSpec(32.0, 0.0045, 55.0, 1.0, 0.80, "linkedin"),
-    "youtube": PaidSpec(9.0, 0.0035, 38.0, 1.6, 0.85, "google"),
+    "facebook": PaidSpec(8.0, 0.0095, 22.0, 1.4, 0.10, "meta"),
+    "instagram": PaidSpec(7.0, 0.0065, 19.0, 1.2, 0.05, "meta"),
+    "linkedin": PaidSpec(32.0, 0.0045, 95.0, 1.0, 0.25, "linkedin"),
+    "youtube": PaidSpec(9.0, 0.0035, 37.0, 1.6, 0.30, "google"),
 }
-NOMINAL_SATURATION = 0.5   # h(nominal budget) = vmax / 2
-# Budget flighting: the level changes every 3-8 weeks within 0.3x-2x nominal and
-# is sometimes paused, so the response curve is observed over its whole range.
-FLIGHT_MIN_DAYS, FLIGHT_MAX_DAYS = 21, 56
-FLIGHT_LEVEL_RANGE = (0.3, 2.0)
-FLIGHT_PAUSE_PROB = 0.08
+
+
+@dataclass(frozen=True)
+class OfflineSpec:
+    """Spend and response of an offline channel (one programme per study).
+
+    The spend is booked as cost items (offline_costs): `weekly` one item per week,
+    `biweekly` one per newsletter issue (every other week), `event` one fee per
+    screening event at a site. Brochures are booked weekly as a print run and its
+    distribution to the active sites."""
+
+    cost_per_lead: float       # EUR per lead over the history
+    hill_shape: float
+    adstock_decay: float       # weekly carry-over; 0 = none
+    booking: str               # weekly | biweekly | event
+    weekday: int               # booking weekday (0 = Monday)
+    description: str
+
+
+# Carry-over (demo choices, within Robyn's 0.1-0.4 weekly range for print): physicians
+# refer for weeks after outreach and education; brochures keep working in waiting rooms;
+# community posts and newsletter issues bring leads within days; event sign-ups happen
+# on the day.
+OFFLINE: dict[str, OfflineSpec] = {
+    "hcp_referral": OfflineSpec(20.0, 1.2, 0.40, "weekly", 2, "HCP outreach and education"),
+    "patient_community": OfflineSpec(118.0, 1.0, 0.15, "weekly", 3, "Community sponsorship"),
+    "newsletter": OfflineSpec(70.0, 1.0, 0.05, "biweekly", 1, "Newsletter issue sponsorship"),
+    "paper_brochure": OfflineSpec(214.0, 1.0, 0.35, "weekly", 1, "Brochure print and distribution"),
+    "screening_event": OfflineSpec(360.0, 1.3, 0.0, "event", 5, "Screening event fee"),
+}
+RESPONSE_CHANNELS = PAID_CHANNELS + tuple(OFFLINE)   # every channel whose leads follow its spend
+BROCHURE_PRINT_SHARE = 0.4          # share of a weekly brochure item booked as the print run
 WEEKEND_SPEND_FACTOR = 0.85
 DAILY_SPEND_NOISE = 0.10   # lognormal sigma of day-to-day spend
+BOOKING_NOISE = 0.10       # lognormal sigma of an offline cost item around its plan
 CPM_NOISE = 0.12
 TRACKED_CLICK_SHARE = 0.85  # clicks that reach the web analytics (ad blockers)
 EXTRA_PAGE_VIEW_PROB = 0.35  # a click followed by a page view without UTM
@@ -348,19 +409,13 @@ PHONE_RANGES: dict[str, tuple[str, str, str, int, int, int]] = {
 COUNTRY_WEIGHTS = {"DE": 0.4, "GB": 0.3, "US": 0.3}
 SITE_FACILITIES = ("Clinical Research Centre", "Trial Unit", "Research Clinic", "Medical Research Institute")
 
-# ---------------------------------------------------------------- offline costs (EUR)
+# ---------------------------------------------------------------- screening events
 
-# Set so that cost per randomized is ordered as published: HCP referral cheapest
-# by far (physician referral $12 vs internet $92 per enrollee), then web/social,
-# then paper/print and events ($224-$390, posters $3,021 per randomized family).
-HCP_LIAISON_PER_STUDY_MONTH = 400.0
-HCP_FEE_PER_REFERRAL = 10.0
-BROCHURE_PRINT_RUN = (1500.0, 2500.0)     # every two months per study
-BROCHURE_DISTRIBUTION_PER_SITE_MONTH = (100.0, 150.0)
-SCREENING_EVENT_FEE = (1500.0, 3000.0)
-SCREENING_EVENT_INTERVAL_DAYS = (90, 150)
-NEWSLETTER_ISSUE_FEE = (400.0, 700.0)      # one issue per month per study
-COMMUNITY_SPONSORSHIP_MONTH = (500.0, 900.0)
+# Saturday screening events every 6-10 weeks per active site, the first 20-60 days
+# after activation; an event planned in a dark flight of the plan is not held (demo
+# choice: often enough that every live flight holds some).
+SCREENING_EVENT_INTERVAL_DAYS = (42, 70)
+SCREENING_EVENT_FIRST_DAYS = (20, 60)
 
 # ---------------------------------------------------------------- web noise
 

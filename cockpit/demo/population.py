@@ -1,9 +1,10 @@
 """The leads of one study: who arrives through which channel, when, at which site,
 with which age and contacts. Everything is drawn per study with numpy arrays.
 
-Offline channels bring leads per site in proportion to the site's rate (its
-catchment); paid leads come from the campaigns' delivery and go to the active
-sites in the same proportion.
+Every channel's leads follow its spend: paid leads come from the campaigns' delivery,
+offline leads from the study's share of the offline channels' response
+(`cockpit.demo.media`); both go to the active sites in proportion to the sites' rates
+(their catchment), screening-event sign-ups to the site holding the event.
 """
 from __future__ import annotations
 
@@ -12,25 +13,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from cockpit.demo import params as P
-from cockpit.demo.delivery import PaidDelivery, active_matrix, weekday
+from cockpit.demo.delivery import PaidDelivery, active_matrix
 from cockpit.demo.funnel import CH, age_distribution, segment_of
-from cockpit.demo.util import DAY, b32_tokens, hex_tokens, iso_day, mix64, permute_bits, rng_for, year_of
+from cockpit.demo.media import MediaPlan
+from cockpit.demo.offline import SITE_CHANNELS, ScreeningEvents, site_weights
+from cockpit.demo.util import DAY, b32_tokens, hex_tokens, mix64, permute_bits, rng_for, year_of
 from cockpit.demo.world import World
 
 # Leads per hour of day for people acting online (evening peak; demo choice).
 ONLINE_HOURS = np.array([1.0, 0.6, 0.4, 0.3, 0.3, 0.4, 0.8, 1.5, 2.0, 2.2, 2.3, 2.4,
                          2.6, 2.4, 2.3, 2.3, 2.4, 2.8, 3.2, 3.6, 3.8, 3.4, 2.6, 1.6])
-OFFLINE_SITE_CHANNELS = ("hcp_referral", "patient_community", "newsletter", "paper_brochure")
+OFFLINE_SITE_CHANNELS = SITE_CHANNELS
 VISITOR_NOISE_BASE = 1 << 39   # non-converting visitors' counters start here
-
-
-@dataclass
-class ScreeningEvents:
-    """Public screening events of a study: one row per event."""
-
-    site: np.ndarray
-    day: np.ndarray
-    name: np.ndarray
 
 
 @dataclass
@@ -57,45 +51,7 @@ def online_seconds(days: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return days.astype(np.int64) * DAY + hour * 3600 + rng.integers(0, 3600, len(days))
 
 
-def _channel_profile(channel_id: str, days: np.ndarray) -> np.ndarray:
-    """Relative lead intensity by day, mean ~1: HCPs refer on weekdays, newsletter
-    leads follow the monthly issue (first Tuesday), brochures are read in clinics."""
-    wd = weekday(days)
-    if channel_id == "hcp_referral":
-        prof = np.where(wd < 5, 1.0, 0.08)
-    elif channel_id == "paper_brochure":
-        prof = np.where(wd < 5, 1.15, 0.6)
-    elif channel_id == "newsletter":
-        prof = np.exp(-_days_since_issue(days) / 2.5)
-    else:
-        prof = np.ones(len(days))
-    return prof / prof.mean()
-
-
-def newsletter_issue_days(days: np.ndarray) -> np.ndarray:
-    """First Tuesday of each month within `days`."""
-    wd = weekday(days)
-    dom = days.astype("datetime64[D]") - days.astype("datetime64[D]").astype("datetime64[M]")
-    return days[(wd == 1) & (dom.astype(int) < 7)]
-
-
-def _days_since_issue(days: np.ndarray) -> np.ndarray:
-    issues = newsletter_issue_days(days)
-    pos = np.searchsorted(issues, days, side="right") - 1
-    since = np.where(pos >= 0, days - issues[np.maximum(pos, 0)], 30)
-    return since.astype(float)
-
-
 # ---------------------------------------------------------------- lead volumes
-
-
-def _site_day_rates(world: World, study_idx: int, days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Expected leads per site and day needed for the site's planted rate, all
-    channels together: rate / 30.44 / expected yield of a lead."""
-    idx, active = active_matrix(world, study_idx, days)
-    rate = world.sites.rate.to_numpy()[idx]
-    per_lead = world.studies.expected_yield[study_idx]
-    return idx, (rate[:, None] * active) / P.DAYS_PER_MONTH / per_lead
 
 
 def _expand(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -103,40 +59,6 @@ def _expand(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     r, c = np.nonzero(counts)
     k = counts[r, c]
     return np.repeat(r, k), np.repeat(c, k)
-
-
-def _offline_leads(channel_id: str, base: np.ndarray, days: np.ndarray, rng: np.random.Generator):
-    """Leads of a site-level channel: Poisson per site and day."""
-    share = P.CHANNELS[CH[channel_id]].lead_share
-    rates = base * share * _channel_profile(channel_id, days)[None, :]
-    site_pos, day_pos = _expand(rng.poisson(rates))
-    return site_pos, day_pos, rates
-
-
-def _screening_events(world: World, study_idx: int, site_idx: np.ndarray, base: np.ndarray,
-                      days: np.ndarray, rng: np.random.Generator) -> tuple[ScreeningEvents, np.ndarray, np.ndarray]:
-    """Saturday screening events every 3-5 months per active site, and their sign-ups."""
-    act = world.sites.activation_day.to_numpy()[site_idx]
-    lo, hi = P.SCREENING_EVENT_INTERVAL_DAYS
-    n_max = int((days[-1] - days[0]) // lo) + 2
-    gaps = rng.integers(lo, hi + 1, size=(len(site_idx), n_max))
-    first = act[:, None] + rng.integers(20, 61, size=(len(site_idx), 1))
-    ev = first + np.concatenate([np.zeros((len(site_idx), 1), int), np.cumsum(gaps[:, :-1], axis=1)], axis=1)
-    ev = ev + (5 - weekday(ev)) % 7                   # move to the Saturday
-    valid = (act[:, None] >= 0) & (ev <= days[-1])
-    site_pos, k = np.nonzero(valid)
-    ev_day = ev[site_pos, k]
-    share = P.CHANNELS[CH["screening_event"]].lead_share
-    # Expected sign-ups: the channel's share of the site's leads over one interval.
-    mean_rate = base.sum(axis=1) / np.maximum((base > 0).sum(axis=1), 1)
-    signups = rng.poisson(mean_rate[site_pos] * share * (lo + hi) / 2)
-    city = world.sites.city.to_numpy()[site_idx][site_pos]
-    area = world.studies.therapeutic_area[study_idx].split(" (")[0]
-    month = np.array([m[:7] for m in iso_day(ev_day)]) if len(ev_day) else np.array([], str)
-    names = np.char.add(np.char.add(f"{area} screening day ", city.astype(str)), np.char.add(" ", month))
-    events = ScreeningEvents(site_pos, ev_day, names)
-    lead_event = np.repeat(np.arange(len(ev_day)), signups)
-    return events, lead_event, signups
 
 
 # ---------------------------------------------------------------- assembly
@@ -152,19 +74,23 @@ def _paid_sites(delivery: PaidDelivery, active: np.ndarray, rate: np.ndarray, da
     return (cum[pos] <= u[:, None]).sum(axis=1)
 
 
-def build_leads(world: World, study_idx: int, delivery: PaidDelivery, rng: np.random.Generator) -> StudyLeads:
+def build_leads(world: World, study_idx: int, delivery: PaidDelivery, plan: MediaPlan,
+                rng: np.random.Generator) -> StudyLeads:
     """All leads of a study, with channel, site, time, age, segment and contacts."""
     days = delivery.days
-    site_idx, base = _site_day_rates(world, study_idx, days)
-    _, active = active_matrix(world, study_idx, days)
+    site_idx, active = active_matrix(world, study_idx, days)
+    _, weights = site_weights(world, study_idx, days)
+    expected = plan.study_daily(study_idx)
     parts = []
     day_rates, site_day_rates = {}, {}
     for ch in OFFLINE_SITE_CHANNELS:
-        site_pos, day_pos, rates = _offline_leads(ch, base, days, rng)
+        rates = weights * expected[ch][None, :]
+        site_pos, day_pos = _expand(rng.poisson(rates))
         day_rates[ch] = rates.sum(axis=0)
         site_day_rates[ch] = rates
         parts.append(_part(ch, site_pos, days[day_pos], rng))
-    events, lead_event, _ = _screening_events(world, study_idx, site_idx, base, days, rng)
+    events = plan.studies[study_idx].events
+    lead_event = np.repeat(np.arange(len(events.day)), rng.poisson(plan.event_signups(study_idx)))
     se = _part("screening_event", events.site[lead_event], events.day[lead_event], rng)
     se["event"] = lead_event
     parts.append(se)

@@ -12,6 +12,7 @@ import pandas as pd
 
 from cockpit.demo import params as P
 from cockpit.demo.funnel import CH
+from cockpit.demo.media import week_of
 from cockpit.demo.util import DAY, working_days_between
 from cockpit.demo.world import World, ctr_drift_day
 
@@ -38,8 +39,10 @@ def _iso(day: int) -> str:
 class TruthCollector:
     """Accumulates per-study aggregates and assembles the ground-truth document."""
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, plan) -> None:
         self.world = world
+        self.plan = plan
+        self.expected_weekly = np.zeros_like(plan.expected)   # expected leads per plan week, CTR drift included
         self.studies: dict[str, dict] = {}
         self.sites: dict[str, dict] = {}
         self.channel_leads = np.zeros(len(CHANNEL_IDS), dtype=np.int64)
@@ -81,10 +84,23 @@ class TruthCollector:
         self._add_segments(a, f, rand)
         self._add_drifts(s, a, f, data.delivery)
         self.curves.extend(data.delivery.curves)
+        self.curves.extend(data.offline)
+        self._add_expected(s, data)
         arms = data.delivery.arms
         exp_rows = w.creatives.experiment_id.notna().to_numpy()[arms.creative_idx.to_numpy()]
         self.arms.append(arms[exp_rows])
         self._add_people(a, data)
+
+    def _add_expected(self, s: int, data) -> None:
+        """The study's expected leads per week and channel: its share of the planted
+        response, with the paid campaigns' CTR drift applied."""
+        weekly = self.plan.study_weekly(s)
+        rows = week_of(data.delivery.days) - self.plan.first_week
+        for ch, daily in data.delivery.expected_daily.items():
+            j = CH[ch]
+            weekly[:, j] = 0.0
+            np.add.at(weekly[:, j], rows, daily)
+        self.expected_weekly += weekly
 
     def _first_contact(self, f) -> np.ndarray:
         """When the site first reached the lead ('contacted'); -1 when never."""
@@ -185,8 +201,11 @@ class TruthCollector:
             "seed": w.seed, "scale": w.scale_name, "end_date": w.end.isoformat(),
             "channels": self._channels(),
             "cheapest_channel_per_randomized": self._cheapest(),
-            "campaign_curves": [{k: (_r(v) if isinstance(v, float) else v) for k, v in c.items()}
-                                for c in self.curves],
+            "channel_order_by_cost_per_randomized": self._order(self.channel_rand),
+            "channel_order_by_cost_per_lead": self._order(self.channel_leads),
+            "campaigns": [{k: (_r(v, 2) if isinstance(v, float) else v) for k, v in c.items()}
+                          for c in self.curves],
+            "planted_response": self._planted_response(),
             "experiments": self._experiments(),
             "drifts": self._drifts(),
             "non_enrolling_sites": sorted(w.sites.site_id[w.sites.non_enrolling].tolist()),
@@ -203,28 +222,58 @@ class TruthCollector:
         }
 
     def _channels(self) -> dict:
+        """Per channel: leads, randomized, cost, cost per lead and per randomized (as
+        generated), and the planted response of its spend (every channel has one)."""
+        plan = self.plan
         out = {}
         for i, c in enumerate(P.CHANNELS):
             entry = {"kind": c.kind, "online": c.online, "lead_share_planted": c.lead_share,
                      "leads": int(self.channel_leads[i]), "randomized": int(self.channel_rand[i]),
                      "cost_eur": _r(self.channel_cost[i], 2),
+                     "planted_cost_per_lead": _r(self.channel_cost[i] / self.channel_leads[i], 2)
+                     if self.channel_leads[i] else None,
                      "planted_cost_per_randomized": _r(self.channel_cost[i] / self.channel_rand[i], 2)
                      if self.channel_rand[i] else None,
+                     "spend_response": c.channel_id in P.RESPONSE_CHANNELS,
                      "adstock_decay": None, "hill": None}
-            if c.channel_id in P.PAID:
-                spec = P.PAID[c.channel_id]
-                mine = [x for x in self.curves if x["channel_id"] == c.channel_id]
+            spec = P.PAID.get(c.channel_id) or P.OFFLINE.get(c.channel_id)
+            if spec is not None:
                 entry["adstock_decay"] = spec.adstock_decay
                 entry["hill"] = {
-                    "formula": "leads/day = max_leads_per_day * A^shape / (half_saturation^shape + A^shape), "
-                               "A_t = (1 - adstock_decay) * spend_t + adstock_decay * A_{t-1}",
+                    "formula": "expected leads in week w (all studies) = max_leads_per_week * A_w^shape / "
+                               "(half_saturation^shape + A_w^shape), A_w = (1 - adstock_decay) * x_w + "
+                               "adstock_decay * A_{w-1}, x_w = the channel's spend in week w (Monday to Sunday, "
+                               "all studies; A = 0 before the first week)",
                     "shape": spec.hill_shape,
-                    "half_saturation_eur_per_day": _r(float(np.median([x["half_saturation_eur_per_day"] for x in mine])), 2),
-                    "max_leads_per_day": _r(float(np.median([x["max_leads_per_day"] for x in mine])), 4),
-                    "per_campaign": "campaign_curves",
-                    "cpm_eur": spec.cpm_eur, "ctr": spec.ctr}
+                    "half_saturation_eur_per_week": _r(plan.half[i], 2),
+                    "max_leads_per_week": _r(plan.vmax[i], 4),
+                    "planned_cost_per_lead": spec.cost_per_lead,
+                    "expected_leads": _r(float(self.expected_weekly[:, i].sum()), 2),
+                    "weekly": "planted_response"}
+                if c.channel_id in P.PAID:
+                    entry["hill"] |= {"cpm_eur": spec.cpm_eur, "ctr": spec.ctr}
+                else:
+                    entry["hill"] |= {"booking": spec.booking, "cost_items": spec.description}
             out[c.channel_id] = entry
         return out
+
+    def _planted_response(self) -> dict:
+        """The channels' weekly spend and expected leads (the planted response; the CTR
+        drift of the paid campaign it hits is applied)."""
+        plan = self.plan
+        return {
+            "unit": "weeks start on Monday; spend in EUR over all studies; expected leads of the planted response",
+            "weeks": plan.week_dates(),
+            "channels": {c: {"spend_eur": [_r(v, 2) for v in plan.spend[:, j]],
+                             "adstock_eur": [_r(v, 2) for v in plan.adstock[:, j]],
+                             "expected_leads": [_r(v, 3) for v in self.expected_weekly[:, j]]}
+                         for j, c in enumerate(CHANNEL_IDS)},
+        }
+
+    def _order(self, per: np.ndarray) -> list[str]:
+        """Channels with a planted spend response, cheapest first, by cost per `per`."""
+        keep = [i for i, c in enumerate(CHANNEL_IDS) if c in P.RESPONSE_CHANNELS and per[i] > 0]
+        return [CHANNEL_IDS[i] for i in sorted(keep, key=lambda i: self.channel_cost[i] / per[i])]
 
     def _cheapest(self) -> str:
         cost = np.where(self.channel_rand > 0, self.channel_cost / np.maximum(self.channel_rand, 1), np.inf)
