@@ -18,13 +18,13 @@ def test_review_page(dash_duo, cockpit_app, cockpit_users, demo_store):
     dash_duo.driver.get(dash_duo.server_url + "/review")
     wait_for_rows(dash_duo, "rv-table", "name", names)
     assert text_of(dash_duo, "rv-asof").startswith("As of")
-    # the selected study's forecast sentence and the three biggest changes
+    # the selected study's forecast sentence and its (up to three) biggest changes
     first = table["study_id"].iloc[0]
     assert text_of(dash_duo, "rv-summary").startswith(f"{first}:")
     wait_until(lambda: dash_duo.find_elements("#rv-chart .scatterlayer .trace"), "the forecast chart")
     shown = wait_until(lambda: [li.text for li in dash_duo.find_elements("#rv-changes li")], "changes")
     expected = [review.describe_change(r) for r in review.biggest_changes(con, first).to_dict("records")]
-    assert shown == expected and len(expected) == 3
+    assert shown == expected and 1 <= len(expected) <= 3
 
     # a study filter: that study and the total
     study = table["study_id"].iloc[1]
