@@ -79,7 +79,7 @@ def _password(from_stdin: bool) -> tuple[str, bool]:
 
     if not from_stdin:
         return generate_password(), True
-    line = click.get_text_stream("stdin").readline().rstrip("\r\n")
+    line = sys.stdin.readline().rstrip("\r\n")
     if not line:
         _fail("--password-stdin was given but standard input held no password.")
     return line, False
