@@ -14,7 +14,7 @@ from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 
 from cockpit import access, context, guard, settings
 from cockpit.auth import web as auth_web
-from cockpit.filters import FilterError, Filters
+from cockpit.filters import UNLIMITED, FilterError, Filters
 from cockpit.metrics import dimensions
 from cockpit.metrics.overview import data_as_of
 from cockpit.store import Store
@@ -30,12 +30,11 @@ def _filter_bar() -> dbc.Card:
     viewer = Filters()
     options = dimensions.filter_options(con, viewer)
     # "All" would overstate what a confined user sees
-    confined = {"study": viewer.scope.studies is not None or viewer.scope.sites is not None,
-                "site": viewer.scope.sites is not None or viewer.scope.studies is not None}
+    confined = viewer.scope != UNLIMITED
     dropdowns = [
         dbc.Col(
             dcc.Dropdown(id=f"f-{dim}", options=options[dim], multi=True,
-                         placeholder=f"{'Your' if confined.get(dim) else 'All'} {label}",
+                         placeholder=f"{'Your' if confined and dim in ('study', 'site') else 'All'} {label}",
                          persistence=False),
             xs=12, md=6, lg=2, className="mb-2",
         )

@@ -5,7 +5,8 @@ Roles (default-deny: a manager or site user with no assignment sees nothing):
 
 - ``admin``: all data, users, erasure and the compliance view;
 - ``leadership``: all studies, aggregated views, no person-level rows;
-- ``manager``: the assigned studies; may edit alert rules and budgets;
+- ``manager``: the assigned studies; may edit their alert rules (budget what-ifs,
+  which change nothing stored, are open to every study-level role);
 - ``site``: the assigned sites only, and only the pages that can be cut by site.
 """
 from __future__ import annotations
@@ -17,13 +18,8 @@ from flask import g, has_request_context
 from cockpit.filters import NOTHING, UNLIMITED, Scope
 
 ROLES = ("admin", "leadership", "manager", "site")
-ALL_ROLES = ROLES
 STAFF = ("admin", "leadership", "manager")  # may see study-level figures
-EDITORS = ("admin", "manager")              # may change alert rules and budgets
-
-
-class AccessDenied(PermissionError):
-    """The signed-in user may not do this; the message says what was refused."""
+EDITORS = ("admin", "manager")              # may change alert rules
 
 
 @dataclass(frozen=True)
@@ -55,14 +51,6 @@ def current() -> Principal | None:
     if not has_request_context():
         return None
     return g.get("principal")
-
-
-def require(roles: tuple[str, ...], what: str) -> Principal:
-    """The current user when their role is one of ``roles``; else ``AccessDenied``."""
-    user = current()
-    if user is None or user.role not in roles:
-        raise AccessDenied(f"Your role may not {what}.")
-    return user
 
 
 def actor() -> str:

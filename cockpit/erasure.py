@@ -130,6 +130,7 @@ class Selection:
 
     pid: str
     where: dict[str, tuple[str, list]]
+    visitors: tuple[str, ...] = ()  # the person's web visitor ids, kept out of later loads
 
     def count(self, con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         """Rows per table (every table of the selection, zeros included)."""
@@ -218,7 +219,7 @@ def select_person(con: duckdb.DuckDBPyConnection, pid: str, with_resolutions: bo
                             [pid, visitors])
         else:
             where[table] = ("pid = ?", [pid])
-    return Selection(pid, where)
+    return Selection(pid, where, tuple(visitors))
 
 
 def ledger_entry(con: duckdb.DuckDBPyConnection, pid: str) -> tuple[datetime, datetime | None] | None:
@@ -320,10 +321,9 @@ def _delete(con: duckdb.DuckDBPyConnection, selection: Selection, subject: str,
             say: Progress) -> tuple[dict[str, int], int]:
     """The erasure transaction; returns the rows deleted per table and the audit entry's id."""
     deleted: dict[str, int] = {}
-    visitors = visitor_ids(con, selection.pid)  # read before their rows go
     con.execute("BEGIN TRANSACTION")
     try:
-        for visitor in visitors:
+        for visitor in selection.visitors:
             # web and QR exports name visitors, not contacts: keep their visits out too
             con.execute("INSERT INTO erased_visitor VALUES (?, ?) ON CONFLICT DO NOTHING",
                         [visitor_hash(visitor), now])

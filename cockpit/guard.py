@@ -22,12 +22,14 @@ from cockpit.access import STAFF, Principal
 DASH_UPDATE = "/_dash-update-component"
 
 
+def _roles(page: dict) -> tuple[str, ...]:
+    return tuple(page.get("roles") or STAFF)
+
+
 def page_roles(module: str) -> tuple[str, ...] | None:
     """Roles that may use the page defined in ``module``; None when it is not a page."""
     page = dash.page_registry.get(module)
-    if page is None:
-        return None
-    return tuple(page.get("roles") or STAFF)
+    return None if page is None else _roles(page)
 
 
 def visible_pages(principal: Principal | None) -> list[dict]:
@@ -35,7 +37,7 @@ def visible_pages(principal: Principal | None) -> list[dict]:
     pages = sorted(dash.page_registry.values(), key=lambda p: (p.get("order") or 0, p["name"]))
     if principal is None:
         return []
-    return [p for p in pages if principal.role in (p.get("roles") or STAFF)]
+    return [p for p in pages if principal.role in _roles(p)]
 
 
 def _module_of(callback: dict) -> str | None:
@@ -83,8 +85,7 @@ def restricted_layout(module: str, layout: Callable | object, notice: Callable[[
     @functools.wraps(layout if callable(layout) else (lambda **_: layout))
     def render(**query):
         user = current()
-        roles = page_roles(module) or STAFF
-        if user is None or user.role not in roles:
+        if user is None or user.role not in (page_roles(module) or STAFF):
             return notice()
         return layout(**query) if callable(layout) else layout
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask import has_request_context, session
 
+from cockpit.access import current
 from cockpit.export import DEFAULT_SMALL_CELL
 
 _threshold = DEFAULT_SMALL_CELL
@@ -25,8 +26,6 @@ def small_cell_threshold() -> int:
 def deidentified_exports() -> bool:
     """Whether this user's exports are de-identified: their choice, by default on for
     leadership (who see aggregates only) and off for the study team."""
-    from cockpit.access import current
-
     if not has_request_context():
         return False
     if SESSION_KEY in session:

@@ -469,7 +469,8 @@ def act(_save, _ack, _silence, _unsilence, _evaluate, refresh_count, selected, e
     bump = (refresh_count or 0) + 1
     store = context.store()
     viewer = Filters()
-    if access.current() is None or not access.current().may(access.EDITORS):
+    user = access.current()
+    if user is None or not user.may(access.EDITORS):
         return (dbc.Alert("Your role may view alerts but not change them.", color="warning",
                           dismissable=True, id="al-refused"), no_update, no_update, no_update)
     visible = _visible(rl.load_rules(context.reader()), viewer)

@@ -13,9 +13,9 @@ from dash import Input, Output, State, callback, html, no_update
 from cockpit import context, export, ui
 from cockpit.filters import FilterError, Filters
 from cockpit.metrics import funnel
-from cockpit.access import ALL_ROLES
+from cockpit.access import ROLES
 
-dash.register_page(__name__, path="/funnel", name="Funnel", order=20, roles=ALL_ROLES)
+dash.register_page(__name__, path="/funnel", name="Funnel", order=20, roles=ROLES)
 
 CARDS = [
     ("fu-leads", "Leads (cohort)", "leads"),

@@ -11,9 +11,9 @@ from dash import Input, Output, State, callback, html, no_update
 from cockpit import context, export, ui
 from cockpit.filters import FilterError, Filters
 from cockpit.metrics import sites
-from cockpit.access import ALL_ROLES
+from cockpit.access import ROLES
 
-dash.register_page(__name__, path="/sites", name="Sites", order=35, roles=ALL_ROLES)
+dash.register_page(__name__, path="/sites", name="Sites", order=35, roles=ROLES)
 
 CARDS = [
     ("si-active", "Active sites", "sites_active"),

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import duckdb
 
-from cockpit.filters import Filters
+from cockpit.filters import DIMENSIONS, Filters
 
 PHASE_ORDER = ["I", "I/II", "II", "II/III", "III", "IV"]
 
@@ -18,17 +18,17 @@ def filter_options(con: duckdb.DuckDBPyConnection, f: Filters | None = None) -> 
         return [{"label": label, "value": value}
                 for value, label in con.execute(sql, params or []).fetchall()]
 
-    study_where, study_params = f.without(*[d for d in ("study", "phase", "site", "segment", "channel")]) \
-        .where({"study": "st.study_id", "site": "si.site_id"})
+    # the viewer's scope only: the options do not narrow with the filter's own choices
+    study_where, study_params = f.without(*DIMENSIONS).where({"study": "st.study_id", "site": "si.site_id"})
     visible_sites = ("SELECT si.site_id, si.site_id || ' · ' || si.name, si.study_id FROM site si "
                      "JOIN study st USING (study_id) WHERE " + study_where)
-    studies_sql = ("SELECT DISTINCT st.study_id, st.study_id || ' · ' || st.name, st.phase FROM study st "
-                   "LEFT JOIN site si USING (study_id) WHERE " + study_where)
-    phases = sorted({p for (_, _, p) in con.execute(studies_sql, study_params).fetchall()},
+    studies = con.execute(
+        "SELECT DISTINCT st.study_id, st.study_id || ' · ' || st.name, st.phase FROM study st "
+        "LEFT JOIN site si USING (study_id) WHERE " + study_where + " ORDER BY 1", study_params).fetchall()
+    phases = sorted({phase for (_, _, phase) in studies},
                     key=lambda p: (PHASE_ORDER.index(p) if p in PHASE_ORDER else 99, p))
     return {
-        "study": rows(f"SELECT DISTINCT study_id, label FROM ({studies_sql}) s(study_id, label, phase) "
-                      "ORDER BY study_id", study_params),
+        "study": [{"label": label, "value": value} for value, label, _ in studies],
         "phase": [{"label": f"Phase {p}", "value": p} for p in phases],
         "site": rows(f"SELECT site_id, label FROM ({visible_sites}) v(site_id, label, study_id) "
                      "ORDER BY site_id", study_params),
