@@ -173,14 +173,24 @@ class Filters:
                 )
                 params.extend(values)
         clauses.extend(self._scope_clauses(columns, params))
-        if date_column and "date" not in skip:
-            if self.start:
-                clauses.append(f"{date_column} >= ?")
-                params.append(self.start)
-            if self.end:
-                # inclusive end date also for timestamp columns
-                clauses.append(f"{date_column} < ? + INTERVAL 1 DAY")
-                params.append(self.end)
+        if date_column and "date" not in skip and (self.start or self.end):
+            # inclusive end date also for timestamp columns
+            dates, date_params = self.dates(date_column)
+            clauses.append(dates)
+            params.extend(date_params)
+        return (" AND ".join(clauses) or "TRUE"), params
+
+    def dates(self, date_column: str) -> tuple[str, list]:
+        """Only the date range, as a SQL condition: for a part of a query whose rows are
+        already confined by another condition built with ``where`` (the viewer's scope
+        is applied there, not here)."""
+        clauses, params = [], []
+        if self.start:
+            clauses.append(f"{date_column} >= ?")
+            params.append(self.start)
+        if self.end:
+            clauses.append(f"{date_column} < ? + INTERVAL 1 DAY")
+            params.append(self.end)
         return (" AND ".join(clauses) or "TRUE"), params
 
     def _scope_clauses(self, columns: Mapping[str, str], params: list) -> list[str]:

@@ -140,3 +140,30 @@ def test_signed_out_requests_get_nothing(cockpit_app):
         assert response.status_code == 401
     page = client.get("/sites")
     assert page.status_code in (302, 303) and "/login" in page.headers["Location"]
+
+
+# Where a confined user's answer rightly differs from an admin's for the same filter:
+# the Alerts page lists only the rules and form choices of the manager's own studies;
+# the Sites page's needed pace comes from the whole study's progress, which is not a
+# site user's to see.
+ROLE_DIFFERENCES = {"manager": {"pages.alerts"}, "site": {"pages.sites"}}
+
+
+@pytest.mark.parametrize("user,dim,own", [("manager", "study", "own_study"), ("site", "site", "own_site")])
+def test_own_data_is_shown_in_full(cockpit_app, cockpit_users, demo_scope, user, dim, own):
+    """Confinement takes nothing else from a user's own data: for their own study (or
+    site) every callback they may use answers as it answers an admin asking for it."""
+    confined = sign_in(cockpit_app, cockpit_users[user])
+    admin = sign_in(cockpit_app, cockpit_users["admin"])
+    callbacks = _server_callbacks(cockpit_app, confined)
+    search = f"?{dim}={demo_scope[own]}"
+    compared, differ = 0, set()
+    for key, cb in callbacks.items():
+        status, body = _answer(confined, key, cb, search)
+        if status == 403:
+            continue
+        if (status, body) != _answer(admin, key, cb, search):
+            differ.add(getattr(cb["callback"], "__wrapped__", cb["callback"]).__module__)
+        compared += status == 200
+    assert differ <= ROLE_DIFFERENCES[user]
+    assert compared >= 10

@@ -188,7 +188,7 @@ def arm_counts(con: duckdb.DuckDBPyConnection, f: Filters, experiment_id: str) -
     Unknown or filtered-out experiments give an empty frame.
     """
     exp_where, exp_params = f.where(_CAMPAIGN_COLUMNS)
-    day_where, day_params = f.where({}, date_column="a.day")
+    day_where, day_params = f.dates("a.day")  # the arms' creatives are confined by exp_where
     person_where, person_params = f.where(_PERSON_COLUMNS, date_column="j.lead_ts")
     frame = con.execute(
         f"""WITH arms AS (
@@ -263,7 +263,7 @@ def _daily(con: duckdb.DuckDBPyConnection, f: Filters, ids: list[str], count: st
     """``day, creative_id, n`` for one of ``COUNT_COLUMNS`` (column names from fixed maps)."""
     marks = ", ".join("?" for _ in ids)
     if count in _DELIVERY_COUNTS:
-        where, params = f.where({}, date_column="a.day")
+        where, params = f.dates("a.day")  # ids: creatives of an experiment the viewer may see
         sql = (f"SELECT a.day AS day, a.creative_id, sum({_DELIVERY_COUNTS[count]}) AS n "
                f"FROM ad_daily a WHERE a.creative_id IN ({marks}) AND {where} GROUP BY ALL")
     else:

@@ -129,7 +129,7 @@ def _weekly_spend(con: duckdb.DuckDBPyConnection, f: Filters, studies: list[str]
     spread evenly over the days of their month, so that a fee paid for a month does not
     look like a one-week burst of spend. Other costs stay on their day."""
     marks = ", ".join("?" for _ in studies)
-    where, params = Filters(start=f.start, end=f.end).where({}, date_column="day")
+    where, params = f.dates("day")  # the studies are the viewer's already
     return con.execute(
         f"""WITH items AS (
                 SELECT day, channel_id, spend,

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from cockpit.analytics.survival import kaplan_meier
-from cockpit.filters import DIMENSIONS, Filters
+from cockpit.filters import Filters
 from cockpit.metrics import funnel
 from cockpit.metrics.counts import JOURNEY_COLUMNS, STAGES, ratio, stage_counts
 
@@ -85,8 +85,7 @@ def allocated_spend(con: duckdb.DuckDBPyConnection, f: Filters) -> tuple[pd.Data
     base = f.without("segment", "site")
     spend_where, spend_params = base.where({"study": "study_id", "channel": "channel_id"}, date_column="day")
     lead_where, lead_params = base.where({"study": "study_id", "channel": "channel_id"})
-    dates_only = f.without(*DIMENSIONS)
-    period, period_params = dates_only.where({}, date_column="lead_ts")
+    period, period_params = f.dates("lead_ts")
     sql = f"""
     WITH cell_spend AS (
         SELECT study_id, channel_id, CAST(date_trunc('week', day) AS DATE) AS week,
