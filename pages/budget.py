@@ -188,8 +188,9 @@ def _card(title: str, value: str, sub: str = "", tip: str = "", card_id: str | N
 
 def _scope(f: Filters, fitted: mm.FittedMix) -> str:
     studies = f.study or ()
+    everything = "All studies together" if f.scope.studies is None else "All your studies together"
     where = f"Study {studies[0]}" if len(studies) == 1 else (
-        "Studies " + ", ".join(studies) if studies else "All studies together")
+        "Studies " + ", ".join(studies) if studies else everything)
     ignored = mm.ignored_filters(f)
     extra = f" ({', '.join(ignored)} filter not applied)" if ignored else ""
     frame = fitted.frame
