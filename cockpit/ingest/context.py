@@ -51,6 +51,10 @@ class LoadContext:
     file: str  # path relative to the drop folder ('sql:<name>' for a SQL source)
     kind: str
     location: str = ""  # the source, as load_run.source names it
+    # Whether a written key may be stored already. A first attempt at a file assumes
+    # not (new exports: plain inserts, which the store's keys check); when a key is
+    # stored after all, the file is loaded again with upserts (``upsert.StoredKey``).
+    keys_may_exist: bool = False
 
     @property
     def now_sql(self) -> str:

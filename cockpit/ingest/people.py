@@ -11,7 +11,7 @@ from cockpit.privacy import (hcp_id, hmac_parameters, person_id, person_ids_sql,
 from .context import ACCEPTED, PIDS, STAGE, LoadContext
 from .frames import python_rows
 from .sqltext import ident
-from .upsert import any_present
+from .upsert import any_present, insert_new
 
 # SQL over the typed relation: the row belongs to an erased person. The ledger holds
 # subject hashes, never pids, so the row's pid is hashed the same way in SQL.
@@ -102,6 +102,9 @@ def link_visitors(ctx: LoadContext, ts: str) -> None:
     links = (f"SELECT visitor_id, arg_max(pid, {ts}) AS pid, max({ts}) AS linked_at FROM {ACCEPTED} "
              f"WHERE visitor_id IS NOT NULL GROUP BY visitor_id")
     insert = f"INSERT INTO visitor_link (visitor_id, pid, linked_at) {links}"
+    if not ctx.keys_may_exist:
+        insert_new(ctx, insert)
+        return
     if not any_present(ctx, "visitor_link", ["visitor_id"],
                        f"SELECT visitor_id FROM {ACCEPTED} WHERE visitor_id IS NOT NULL"):
         ctx.con.execute(insert)

@@ -21,6 +21,7 @@ from .runs import start_run, store_failure
 from .setup import load_setup
 from .summary import FileResult, LoadSummary
 from .tabular import TableSpec, load_table
+from .upsert import StoredKey
 
 TABLE_SPECS: dict[str, TableSpec] = {spec.kind: spec for spec in (
     *ads.SPECS.values(), costs.SPEC, web.WEB_SPEC, web.QR_SPEC, leads.PRESCREENER_SPEC,
@@ -138,15 +139,15 @@ def _load_file(ctx: LoadContext, found: FoundFile, settle_seconds: float,
     except UnicodeDecodeError as exc:
         return _reject(ctx, sha, len(data), f"file is not UTF-8 (byte 0x{data[exc.start]:02x} at "
                                             f"offset {exc.start} is not valid UTF-8)", known)
-    execute(con, "BEGIN TRANSACTION", f"loading {found.rel}")
     try:
-        if found.rel in known.open:  # only a file with open entries has any to close
-            resolve_file(ctx)
-        counts = _load_content(ctx, found, text)
-        if _changed(found.path, before):
-            raise _FileChanged()
-        _record_file(ctx, sha, len(data), counts, "loaded", update=sha in known.hashes)
-        con.execute("COMMIT")
+        try:
+            counts = _load_in_transaction(ctx, found, text, before, sha, len(data), known)
+        except StoredKey:
+            # Rows of the file are stored already (a re-export, a correction): nothing
+            # of the first attempt remains; load it again with upserts.
+            rollback(con)
+            ctx.keys_may_exist = True
+            counts = _load_in_transaction(ctx, found, text, before, sha, len(data), known)
         known.hashes.add(sha)
         known.open.discard(found.rel)
     except FileRejected as rejected:
@@ -166,6 +167,21 @@ def _load_file(ctx: LoadContext, found: FoundFile, settle_seconds: float,
         rollback(con)
         raise
     return FileResult.loaded(found.rel, found.kind, counts)
+
+
+def _load_in_transaction(ctx: LoadContext, found: FoundFile, text: str, before: os.stat_result,
+                         sha: str, size: int, known: _Known) -> FileCounts:
+    """Load the file's content and record it, in one transaction committed here."""
+    con = ctx.con
+    execute(con, "BEGIN TRANSACTION", f"loading {found.rel}")
+    if found.rel in known.open:  # only a file with open entries has any to close
+        resolve_file(ctx)
+    counts = _load_content(ctx, found, text)
+    if _changed(found.path, before):
+        raise _FileChanged()
+    _record_file(ctx, sha, size, counts, "loaded", update=sha in known.hashes)
+    con.execute("COMMIT")
+    return counts
 
 
 def _load_content(ctx: LoadContext, found: FoundFile, text: str) -> FileCounts:

@@ -17,6 +17,12 @@ AfterLoad = Callable[[duckdb.DuckDBPyConnection], None]
 
 _DISK_FULL = ("no space left on device", "disk is full", "disk full")
 
+# During a run, committed files gather in the write-ahead log up to this size before
+# DuckDB folds them into the database file (its default, 16 MB, checkpoints every few
+# files: each checkpoint rewrites the tables' changed row groups). Committed data is
+# durable in the log either way; a run ends with one checkpoint.
+RUN_CHECKPOINT_THRESHOLD = "1GB"
+
 
 def store_failure(what: str, exc: BaseException) -> StoreError:
     """The StoreError for a store failure while doing ``what``, with what to do about
@@ -138,7 +144,9 @@ def run_failed(con: duckdb.DuckDBPyConnection, summary: LoadSummary, exc: BaseEx
 def recorded_run(con: duckdb.DuckDBPyConnection, summary: LoadSummary,
                  after_load: AfterLoad | None) -> Iterator[None]:
     """Around the work of a run: then rebuild the derived tables and record the run as
-    ok; on any exception record it as failed (``run_failed``) and raise again."""
+    ok; on any exception record it as failed (``run_failed``) and raise again.
+    Checkpoints are batched over the run (``RUN_CHECKPOINT_THRESHOLD``)."""
+    con.execute(f"SET checkpoint_threshold = '{RUN_CHECKPOINT_THRESHOLD}'")
     try:
         yield
         rebuild_derived(con, summary, after_load)
@@ -147,3 +155,16 @@ def recorded_run(con: duckdb.DuckDBPyConnection, summary: LoadSummary,
     except BaseException as exc:
         run_failed(con, summary, exc)
         raise
+    finally:
+        _end_batched_checkpoints(con)
+
+
+def _end_batched_checkpoints(con: duckdb.DuckDBPyConnection) -> None:
+    """Back to DuckDB's checkpoint threshold, and fold the run's log into the file now.
+    The checkpoint is skipped while other connections have transactions open (pages
+    being served); the next commit past the threshold then makes it."""
+    try:
+        con.execute("RESET checkpoint_threshold")
+        con.execute("CHECKPOINT")
+    except duckdb.Error:
+        pass

@@ -238,7 +238,8 @@ def _load_batch(con: duckdb.DuckDBPyConnection, source: SqlTable, spec: TableSpe
                 mark: watermark.Mark, values: list, hashes: list[str]) -> FileResult:
     """Stage, validate and write one batch with its watermark, in one transaction."""
     ctx = LoadContext(con=con, key=key, now=now, run_id=run_id, file=source.location,
-                      kind=source.kind, location=source.location)
+                      kind=source.kind, location=source.location,
+                      keys_may_exist=True)  # changed rows come again: upserts from the start
     label = f"{source.location} rows {position + 1:,}-{position + len(rows):,}"
     columns = {f.name: [row[i] for row in rows] for i, f in enumerate(spec.fields)}
     execute(con, "BEGIN TRANSACTION", f"loading {label}")

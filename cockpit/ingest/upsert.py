@@ -4,7 +4,23 @@ stored row only when a value really changed (so loading the same content again c
 nothing, and a late correction replaces the earlier values)."""
 from __future__ import annotations
 
+import duckdb
+
 from .context import LoadContext
+
+
+class StoredKey(Exception):
+    """A plain insert met a key that is stored already: the file is loaded again with
+    ``keys_may_exist`` set."""
+
+
+def insert_new(ctx: LoadContext, insert: str) -> None:
+    """Run a plain INSERT into a keyed table; a key stored already raises StoredKey
+    (the store refuses the insert, so nothing of it is written)."""
+    try:
+        ctx.con.execute(insert)
+    except duckdb.ConstraintException as exc:
+        raise StoredKey(str(exc)) from exc
 
 
 def any_present(ctx: LoadContext, table: str, key: list[str], keys: str) -> bool:
@@ -24,10 +40,14 @@ def upsert(ctx: LoadContext, table: str, columns: list[str], key: list[str], sel
     value of a column as SQL over ``excluded`` and the stored row instead of
     ``excluded.<column>``. The ``source_file`` column alone does not count as a change.
 
-    A plain INSERT when no key is in the table yet (a new export: the usual case); the
-    upsert otherwise."""
+    A plain INSERT on a file's first attempt (a new export: the usual case; the table's
+    key refuses a stored key, and the file is then loaded again) or when no key is in
+    the table yet; the upsert otherwise."""
     names = ", ".join(columns)
     insert = f"INSERT INTO {table} ({names}) {select}"
+    if not ctx.keys_may_exist:
+        insert_new(ctx, insert)
+        return
     if not any_present(ctx, table, key, f"SELECT {', '.join(key)} FROM ({select}) AS w({names})"):
         ctx.con.execute(insert)
         return
