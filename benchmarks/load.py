@@ -1,6 +1,6 @@
 """Loader throughput per export kind, against DuckDB's own reader of the same files.
 
-    python benchmarks/load.py [--scale small|medium|large] [--raw DIR]
+    python benchmarks/load.py [--scale small|medium|large] [--raw DIR] [--db FILE]
 
 Generates the demo exports at the chosen scale (or reads them from --raw), loads them
 through the real loaders into a fresh DuckDB file, timing each file, and reads the same
@@ -50,7 +50,8 @@ def generate(scale: str, out: Path) -> None:
 
 
 def loader_times(raw: Path, db: Path) -> tuple[dict[str, float], dict[str, int], float]:
-    """Seconds and rows read per kind through the loaders, and the rebuild time."""
+    """Seconds and rows read per kind through the loaders, and the rebuild time. One
+    line per file goes to standard error (a large load takes a while)."""
     seconds: dict[str, float] = defaultdict(float)
     rows: dict[str, int] = defaultdict(int)
     last = [time.perf_counter()]
@@ -60,6 +61,8 @@ def loader_times(raw: Path, db: Path) -> tuple[dict[str, float], dict[str, int],
         now = time.perf_counter()
         seconds[result.kind] += now - last[0]
         rows[result.kind] += result.read
+        print(f"[{_number}/{_total}] {result.path}: {result.read:,} rows in {now - last[0]:.1f} s",
+              file=sys.stderr, flush=True)
         last[0] = now
 
     def after_load(con) -> None:
@@ -102,12 +105,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", choices=("small", "medium", "large"), default="small")
     parser.add_argument("--raw", type=Path, help="exports already generated (default: generate them)")
+    parser.add_argument("--db", type=Path, help="keep the loaded store in this new file "
+                        "(for benchmarks/pages.py --db); default: a temporary file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cockpit-bench-") as tmp:
         raw = args.raw or Path(tmp) / "raw"
         if args.raw is None:
             generate(args.scale, raw)
-        seconds, rows, rebuild = loader_times(raw, Path(tmp) / "bench.duckdb")
+        if args.db is not None and args.db.exists():
+            parser.error(f"{args.db} exists; the load is measured into a new store")
+        seconds, rows, rebuild = loader_times(raw, args.db or Path(tmp) / "bench.duckdb")
         by_kind: dict[str, list[Path]] = defaultdict(list)
         for found in discover(raw):
             by_kind[found.kind].append(found.path)

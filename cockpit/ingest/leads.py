@@ -153,8 +153,11 @@ def _prescreener_write(ctx: LoadContext) -> None:
            "THEN 'prescreen_eligible' ELSE 'prescreen_ineligible' END, completed_at, "
            f"CASE WHEN eligible = 'no' THEN reason END, {file} FROM {ACCEPTED} WHERE eligible IS NOT NULL")
     # A corrected response without an outcome (abandoned after all) loses the old one.
-    ctx.con.execute(f"DELETE FROM funnel_event WHERE event_id IN "
-                    f"(SELECT {head}':outcome' FROM {ACCEPTED} WHERE eligible IS NULL)")
+    # On a file's first attempt every response is new (the plain insert of their lead
+    # events above would have refused a stored one), so there is nothing to remove.
+    if ctx.keys_may_exist:
+        ctx.con.execute(f"DELETE FROM funnel_event WHERE event_id IN "
+                        f"(SELECT {head}':outcome' FROM {ACCEPTED} WHERE eligible IS NULL)")
     channel = "coalesce(utm_channel, qr_channel)"
     upsert(ctx, "touchpoint", TOUCH_COLUMNS, ["touch_id"],
            f"SELECT {head}':form', pid, visitor_id, started_at, 'form', {channel}, "
@@ -162,8 +165,9 @@ def _prescreener_write(ctx: LoadContext) -> None:
            "ELSE qr_campaign END, CASE WHEN utm_channel IS NOT NULL THEN creative_id END, "
            f"study_id, coalesce(site_id, qr_site), NULL, {file} FROM {ACCEPTED} "
            f"WHERE {channel} IS NOT NULL")
-    ctx.con.execute(f"DELETE FROM touchpoint WHERE touch_id IN "
-                    f"(SELECT {head}':form' FROM {ACCEPTED} WHERE {channel} IS NULL)")
+    if ctx.keys_may_exist:  # as above: a corrected response that lost its channel
+        ctx.con.execute(f"DELETE FROM touchpoint WHERE touch_id IN "
+                        f"(SELECT {head}':form' FROM {ACCEPTED} WHERE {channel} IS NULL)")
     attach_touchpoints(ctx)
 
 

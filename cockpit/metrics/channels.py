@@ -19,27 +19,25 @@ segment filter leaves every spend-based number empty (``counts.spend_applies``).
 from __future__ import annotations
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from cockpit.derive import UNATTRIBUTED
 from cockpit.filters import Filters
 from cockpit.metrics.counts import (
-    _EVENT_KEYS as EVENT_KEYS,  # the same grouping expressions as the stage counts
+    _events_sql as events_sql,  # the stage events of ``counts.stage_counts``
     JOURNEY_COLUMNS,
+    SPEND_COLUMNS,
     STAGES,
     ratio,
-    spend,
     spend_applies,
-    stage_counts,
 )
 
-SEP = chr(31)  # separator of the composite keys of counts (channel_campaign, ...)
-
-# level -> (group key of counts, the id columns the composite key splits into)
-LEVELS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "channel": ("channel", ("channel_id",)),
-    "campaign": ("channel_campaign", ("channel_id", "campaign_id")),
-    "creative": ("channel_creative", ("channel_id", "campaign_id", "creative_id")),
+# level -> the id columns of its rows
+LEVELS: dict[str, tuple[str, ...]] = {
+    "channel": ("channel_id",),
+    "campaign": ("channel_id", "campaign_id"),
+    "creative": ("channel_id", "campaign_id", "creative_id"),
 }
 
 NAME_COLUMNS: dict[str, list[str]] = {
@@ -79,55 +77,64 @@ def channel_table(con: duckdb.DuckDBPyConnection, f: Filters, level: str = "chan
     - value: randomized x value per randomized of their study, summed over studies;
       roi_pct = 100 x (value - spend) / spend.
     Undefined ratios (nothing to divide by) are empty, never zero.
+
+    Rows come in order of spend (largest first), then leads; unattributed last; ties
+    in the order of the ids.
     """
-    key, ids = LEVELS[level]
-    counts = _split(stage_counts(con, f, by=key), key, ids)
-    cohort = _split(_cohort_eligible(con, f, key), "key", ids)
-    value = _split(_value(con, f, key), "key", ids)
-    table = counts.merge(cohort, on=list(ids), how="outer").merge(value, on=list(ids), how="outer")
     with_spend = spend_applies(f)
+    rows = _level_rows(con, f, level, with_spend)
+    n_ids = len(LEVEL_KEYS[level])
+    rows.sort(key=lambda row: row[:n_ids])  # ties keep the order of the ids
+    columns = list(zip(*rows)) if rows else [()] * (n_ids + 10 + len(_NAME_FIELDS[level]))
+    ids = columns[:n_ids]
+    leads, eligible, consented, randomized, cohort_leads, cohort_eligible = (
+        _ints(c) for c in columns[n_ids:n_ids + 6])
+    value, spent, impressions, clicks = (_floats(c) for c in columns[n_ids + 6:n_ids + 10])
+    names = dict(zip(_NAME_FIELDS[level], columns[n_ids + 10:]))
+    unattributed = np.array([c == UNATTRIBUTED for c in ids[0]], dtype=bool)
+    table = {"leads": leads, "eligible": eligible, "consented": consented, "randomized": randomized}
+    value = np.nan_to_num(value, nan=0.0)
     if with_spend:
-        spent = _split(spend(con, f, by=key), key, ids)
-        table = table.merge(spent, on=list(ids), how="outer")
-    else:
-        table = table.assign(spend=float("nan"), impressions=pd.NA, clicks=pd.NA)
-    for col in list(STAGES) + ["cohort_leads", "cohort_eligible"]:
-        table[col] = table[col].fillna(0).astype("int64")
-    table["value"] = table["value"].fillna(0.0).astype(float)
-    if with_spend:
-        table = _spend_kpis(table)
-    else:
-        for col in SPEND_BASED:
-            table[col] = float("nan")  # empty: spend cannot be split by site or segment
-        for col in ("impressions", "clicks"):
-            table[col] = table[col].astype("Int64")
-    table["eligible_rate_pct"] = [_pct(e, n, 1) for e, n in zip(table["cohort_eligible"], table["cohort_leads"])]
-    table["value"] = table["value"].round(2)
-    table = _names(con, table, level)
-    table = _order(table)
-    return table[table_columns(level)].reset_index(drop=True)
+        table.update(_spend_kpis(spent, impressions, clicks, value, leads, eligible, randomized, unattributed))
+    else:  # empty: spend cannot be split by site or segment
+        table.update({col: np.full(len(rows), np.nan) for col in SPEND_BASED})
+        table["impressions"] = pd.array(table["impressions"], dtype="Int64")
+        table["clicks"] = pd.array(table["clicks"], dtype="Int64")
+    table["eligible_rate_pct"] = _floats([_pct(e, n, 1) for e, n in zip(cohort_eligible.tolist(),
+                                                                         cohort_leads.tolist())])
+    table["value"] = value.round(2)
+    table.update(_names(level, ids, names))
+    order = _order(unattributed, table["spend"], leads)
+    text = NAME_COLUMNS[level] + TAIL_COLUMNS[level]
+    return pd.DataFrame({col: _text_column(col, [table[col][i] for i in order], level) if col in text
+                         else table[col][order] for col in table_columns(level)})
 
 
-def _spend_kpis(table: pd.DataFrame) -> pd.DataFrame:
+def _spend_kpis(spent: np.ndarray, impressions: np.ndarray, clicks: np.ndarray, value: np.ndarray,
+                leads: np.ndarray, eligible: np.ndarray, randomized: np.ndarray,
+                unattributed: np.ndarray) -> dict:
     """Spend-based columns; spend stays empty for rows no cost can belong to."""
-    table = table.copy()
-    table["spend"] = table["spend"].fillna(0.0).astype(float)
-    unattributed = table["channel_id"] == UNATTRIBUTED
-    no_reach = table["impressions"].fillna(0).eq(0)  # offline channels report no reach
-    table["impressions"] = table["impressions"].where(~no_reach, None)
-    table["clicks"] = table["clicks"].where(~no_reach, None)
-    table["ctr_pct"] = [_pct(c, i, 2) for c, i in zip(table["clicks"], table["impressions"])]
-    table["cpl"] = _money(map(ratio, table["spend"], table["leads"]))
-    table["cost_per_eligible"] = _money(map(ratio, table["spend"], table["eligible"]))
-    table["cost_per_randomized"] = _money(map(ratio, table["spend"], table["randomized"]))
-    roi = [ratio(v - s, s) for v, s in zip(table["value"], table["spend"])]
-    table["roi_pct"] = [None if r is None else round(100.0 * r, 1) for r in roi]
-    table["spend"] = table["spend"].round(2)
+    spent = np.nan_to_num(spent, nan=0.0)
+    no_reach = np.nan_to_num(impressions, nan=0.0) == 0  # offline channels report no reach
+    impressions = np.where(no_reach, np.nan, impressions)
+    clicks = np.where(no_reach, np.nan, clicks)
+    spend_list = spent.tolist()
+    out = {
+        "ctr_pct": [_pct(c, i, 2) for c, i in zip(clicks.tolist(), impressions.tolist())],
+        "cpl": _money(map(ratio, spend_list, leads.tolist())),
+        "cost_per_eligible": _money(map(ratio, spend_list, eligible.tolist())),
+        "cost_per_randomized": _money(map(ratio, spend_list, randomized.tolist())),
+        "roi_pct": [None if r is None else round(100.0 * r, 1)
+                    for r in (ratio(v - s, s) for v, s in zip(value.tolist(), spend_list))],
+        "spend": spent.round(2),
+        "impressions": impressions,
+        "clicks": clicks,
+    }
     for col in SPEND_BASED:
-        table[col] = pd.to_numeric(table[col], errors="coerce").astype(float).where(~unattributed)
+        out[col] = np.where(unattributed, np.nan, _floats(out[col]))
     for col in ("impressions", "clicks"):
-        table[col] = table[col].round().astype("Int64")
-    return table
+        out[col] = pd.array(np.round(out[col]), dtype="Int64")
+    return out
 
 
 def budget_shares(table: pd.DataFrame) -> pd.DataFrame:
@@ -139,14 +146,22 @@ def budget_shares(table: pd.DataFrame) -> pd.DataFrame:
     ids = [c for c in table.columns if c in ("channel_id", "channel", "campaign_id", "campaign",
                                               "creative_id", "creative")]
     out = table[ids].copy()
-    budget = pd.to_numeric(table["spend"], errors="coerce")
-    total_budget = budget.sum(min_count=1)
-    out["share_budget_pct"] = [float("nan") if pd.isna(b) else _pct(b, total_budget, 1) for b in budget]
-    out["share_budget_pct"] = out["share_budget_pct"].astype(float)
+    for share, values in share_columns(table).items():
+        out[share] = values
+    return out
+
+
+def share_columns(table: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The columns ``SHARE_COLUMNS`` of ``budget_shares``, without the ids."""
+    budget = table["spend"].astype(float)
+    total_budget = budget.sum(min_count=1)  # empty when no row has a known spend
+    out = {"share_budget_pct": _floats([float("nan") if b != b else _pct(b, total_budget, 1)
+                                        for b in budget.tolist()])}
     for share, col in (("share_leads_pct", "leads"), ("share_eligible_pct", "eligible"),
                        ("share_randomized_pct", "randomized")):
-        total = table[col].sum()
-        out[share] = [_pct(v, total, 1) for v in table[col]]
+        values = table[col].tolist()
+        total = sum(values)
+        out[share] = _floats([_pct(v, total, 1) for v in values])
     return out
 
 
@@ -155,103 +170,164 @@ def weekly_by_channel(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFram
     its own day) and spend (empty when a site or segment filter is set, and for
     unattributed leads). Every week from the first to the last with data is listed for
     every channel, quiet weeks as zero, so that trend lines do not skip them."""
-    ids = ("channel_id", "week")
-    counts = _split(stage_counts(con, f, by="channel_week"), "channel_week", ids)
     with_spend = spend_applies(f)
+    where, params = f.where(JOURNEY_COLUMNS, date_column="ts")
+    parts = [f"""SELECT channel_id, CAST(date_trunc('week', ts) AS DATE) AS week, {_STAGE_PIVOT}
+                 FROM ({events_sql(STAGES)}) WHERE {where} GROUP BY ALL"""]
     if with_spend:
-        spent = _split(spend(con, f, by="channel_week"), "channel_week", ids)[["channel_id", "week", "spend"]]
-        out = counts.merge(spent, on=list(ids), how="outer")
-    else:
-        out = counts.assign(spend=float("nan"))
-    out["week"] = pd.to_datetime(out["week"])
-    if not out.empty:
-        weeks = pd.date_range(out["week"].min(), out["week"].max(), freq="W-MON")
-        grid = pd.MultiIndex.from_product([sorted(out["channel_id"].unique()), weeks], names=list(ids))
-        out = out.set_index(list(ids)).reindex(grid).reset_index()
-    for col in STAGES:
-        out[col] = out[col].fillna(0).astype("int64")
-    out["spend"] = out["spend"].astype(float)
+        spend_where, spend_params = f.where(SPEND_COLUMNS, date_column="day")
+        parts.append(f"""SELECT channel_id, CAST(date_trunc('week', day) AS DATE) AS week,
+                                sum(spend) AS spend
+                         FROM spend_daily WHERE {spend_where} GROUP BY ALL""")
+        params = [*params, *spend_params]
+    rows = con.execute(
+        f"""WITH found AS (
+                SELECT channel_id, week, {', '.join(f'sum({s}) AS {s}' for s in STAGES)},
+                       {'sum(spend)' if with_spend else 'CAST(NULL AS DOUBLE)'} AS spend
+                FROM ({' UNION ALL BY NAME '.join(f'({p})' for p in parts)}) GROUP BY ALL),
+            grid AS (
+                SELECT c.channel_id, CAST(w.week AS DATE) AS week
+                FROM (SELECT DISTINCT channel_id FROM found) c,
+                     (SELECT unnest(generate_series(CAST(min(week) AS TIMESTAMP),
+                                                    CAST(max(week) AS TIMESTAMP), INTERVAL 7 DAY)) AS week
+                      FROM found) w)
+            SELECT g.week, g.channel_id, coalesce(ch.name, g.channel_id),
+                   {', '.join(f'coalesce(x.{s}, 0)' for s in STAGES)}, x.spend
+            FROM grid g LEFT JOIN found x USING (channel_id, week)
+            LEFT JOIN channel ch ON ch.channel_id = g.channel_id
+            ORDER BY g.week, g.channel_id""",
+        params,
+    ).fetchall()
+    columns = list(zip(*rows)) if rows else [()] * (4 + len(STAGES))
+    weeks, channel_ids, names = columns[:3]
+    out = {"week": pd.Series(weeks, dtype=object),
+           "channel_id": pd.Series(channel_ids, dtype="str" if rows else object),
+           "channel": pd.Series([UNATTRIBUTED_NAME if c == UNATTRIBUTED else n
+                                 for c, n in zip(channel_ids, names)], dtype="str")}
+    for stage, counts in zip(STAGES, columns[3:3 + len(STAGES)]):
+        out[stage] = _ints(counts)
+    spent = _floats(columns[-1])
     if with_spend:
-        out["spend"] = out["spend"].fillna(0.0).round(2).where(out["channel_id"] != UNATTRIBUTED)
-    out["week"] = out["week"].dt.date
-    names = _channel_names(con)
-    out["channel"] = out["channel_id"].map(names).fillna(out["channel_id"])
-    out = out[["week", "channel_id", "channel", *STAGES, "spend"]]
-    return out.sort_values(["week", "channel_id"]).reset_index(drop=True)
+        unattributed = np.array([c == UNATTRIBUTED for c in channel_ids], dtype=bool)
+        spent = np.where(unattributed, np.nan, np.nan_to_num(spent, nan=0.0).round(2))
+    out["spend"] = spent
+    return pd.DataFrame(out)
 
 
 # ---------------------------------------------------------------- queries
 
+# level -> the ids of its rows, as SQL over a journey or spend row (never user input): the
+# grouping expressions of ``counts.stage_counts`` and ``counts.spend``, one column per id
+LEVEL_KEYS: dict[str, tuple[str, ...]] = {
+    "channel": ("channel_id",),
+    "campaign": ("channel_id", "coalesce(campaign_id, '')"),
+    "creative": ("channel_id", "coalesce(campaign_id, '')", "coalesce(creative_id, '')"),
+}
+_NAME_FIELDS = {"channel": ("channel", "kind"), "campaign": ("channel", "kind", "campaign"),
+                "creative": ("channel", "kind", "campaign", "creative", "variant")}
+_NAME_JOINS = {
+    "channel": "LEFT JOIN channel ch ON ch.channel_id = t.k0",
+    "campaign": "LEFT JOIN channel ch ON ch.channel_id = t.k0 "
+                "LEFT JOIN campaign ca ON ca.campaign_id = t.k1",
+    "creative": "LEFT JOIN channel ch ON ch.channel_id = t.k0 "
+                "LEFT JOIN campaign ca ON ca.campaign_id = t.k1 "
+                "LEFT JOIN creative cr ON cr.creative_id = t.k2",
+}
+_NAME_SQL = {"channel": "ch.name, ch.kind", "campaign": "ch.name, ch.kind, ca.name",
+             "creative": "ch.name, ch.kind, ca.name, cr.name, cr.variant"}
+_STAGE_PIVOT = ", ".join(f"count(*) FILTER (WHERE stage = '{name}') AS {name}" for name in STAGES)
 
-def _cohort_eligible(con: duckdb.DuckDBPyConnection, f: Filters, key: str) -> pd.DataFrame:
-    """Leads created in the period, and how many of them were ever pre-screened eligible."""
+
+def _level_rows(con: duckdb.DuckDBPyConnection, f: Filters, level: str, with_spend: bool) -> list[tuple]:
+    """Per row of the level, in one query: its ids; leads, eligible, consented and
+    randomized (``counts.stage_counts``); the period's leads and how many of them were
+    ever pre-screened eligible (cohort); the value of the persons randomized in the
+    period (each at its study's value); spend, impressions and clicks
+    (``counts.spend``, None without ``with_spend``); and the names of channel (with
+    its kind), campaign and creative. A number is None where its source has no row."""
+    keys = LEVEL_KEYS[level]
+    ids = ", ".join(f"{key} AS k{i}" for i, key in enumerate(keys))
     where, params = f.where(JOURNEY_COLUMNS, date_column="ts")
-    return con.execute(
-        f"""SELECT {EVENT_KEYS[key]} AS key, count(*) AS cohort_leads,
-                   count(eligible_ts) AS cohort_eligible
+    parts = [
+        f"SELECT {ids}, {_STAGE_PIVOT} FROM ({events_sql(STAGES)}) WHERE {where} GROUP BY ALL",
+        f"""SELECT {ids}, count(*) AS cohort_leads, count(eligible_ts) AS cohort_eligible
             FROM (SELECT *, lead_ts AS ts FROM journey) WHERE {where} GROUP BY ALL""",
-        params,
-    ).df()
-
-
-def _value(con: duckdb.DuckDBPyConnection, f: Filters, key: str) -> pd.DataFrame:
-    """Value of the persons randomized in the period: each at its study's value."""
-    where, params = f.where(JOURNEY_COLUMNS, date_column="ts")
-    return con.execute(
-        f"""SELECT {EVENT_KEYS[key]} AS key, sum(value_per_randomized) AS value
+        f"""SELECT {ids}, sum(value_per_randomized) AS value
             FROM (SELECT j.*, j.randomized_ts AS ts, s.value_per_randomized
                   FROM journey j JOIN study s ON s.study_id = j.study_id
                   WHERE j.randomized_ts IS NOT NULL)
             WHERE {where} GROUP BY ALL""",
+    ]
+    params = params * 3
+    if with_spend:
+        spend_where, spend_params = f.where(SPEND_COLUMNS, date_column="day")
+        parts.append(f"""SELECT {ids}, sum(spend) AS spend, sum(impressions) AS impressions,
+                                sum(clicks) AS clicks
+                         FROM spend_daily WHERE {spend_where} GROUP BY ALL""")
+        params += spend_params
+    numbers = [*STAGES, "cohort_leads", "cohort_eligible", "value"]
+    if with_spend:
+        numbers += ["spend", "impressions", "clicks"]
+        empty = ""
+    else:
+        empty = ", NULL, NULL, NULL"
+    k = ", ".join(f"t.k{i}" for i in range(len(keys)))
+    return con.execute(
+        f"""SELECT {k}, {', '.join(f't.{n}' for n in numbers)}{empty}, {_NAME_SQL[level]}
+            FROM (SELECT {', '.join(f'k{i}' for i in range(len(keys)))},
+                         {', '.join(f'sum({n}) AS {n}' for n in numbers)}
+                  FROM ({' UNION ALL BY NAME '.join(f'({p})' for p in parts)}) GROUP BY ALL) t
+            {_NAME_JOINS[level]}""",
         params,
-    ).df()
+    ).fetchall()
 
 
-def _channel_names(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    names = dict(con.execute("SELECT channel_id, name FROM channel").fetchall())
-    names[UNATTRIBUTED] = UNATTRIBUTED_NAME
-    return names
+# ---------------------------------------------------------------- columns
 
-
-def _names(con: duckdb.DuckDBPyConnection, table: pd.DataFrame, level: str) -> pd.DataFrame:
-    """Add the readable names of channel, campaign and creative (ids stay)."""
-    channels = con.execute("SELECT channel_id, name AS channel, kind FROM channel").df()
-    table = table.merge(channels, on="channel_id", how="left")
-    unattributed = table["channel_id"] == UNATTRIBUTED
-    table.loc[unattributed, "channel"] = UNATTRIBUTED_NAME
-    table.loc[unattributed, "kind"] = "none"
-    table["channel"] = table["channel"].fillna(table["channel_id"])
+def _names(level: str, ids: list[tuple], names: dict[str, tuple]) -> dict:
+    """The id columns and the readable names of channel (with its kind), campaign and
+    creative: unattributed by its own name, an empty campaign or creative said so, an
+    id without a name as itself."""
+    channel_ids = ids[0]
+    unattributed = [c == UNATTRIBUTED for c in channel_ids]
+    out: dict[str, list] = {"channel_id": list(channel_ids)}
+    out["channel"] = [UNATTRIBUTED_NAME if u else (c if n is None else n)
+                      for u, c, n in zip(unattributed, channel_ids, names["channel"])]
+    if level == "channel":
+        out["kind"] = ["none" if u else k for u, k in zip(unattributed, names["kind"])]
     if level in ("campaign", "creative"):
-        campaigns = con.execute("SELECT campaign_id, name AS campaign FROM campaign").df()
-        table = table.merge(campaigns, on="campaign_id", how="left")
-        table["campaign"] = table["campaign"].where(table["campaign_id"] != "", "(no campaign)")
-        table["campaign"] = table["campaign"].fillna(table["campaign_id"])
+        out["campaign_id"] = list(ids[1])
+        out["campaign"] = ["(no campaign)" if c == "" else (c if n is None else n)
+                           for c, n in zip(ids[1], names["campaign"])]
     if level == "creative":
-        creatives = con.execute("SELECT creative_id, name AS creative, variant FROM creative").df()
-        table = table.merge(creatives, on="creative_id", how="left")
-        table["creative"] = table["creative"].where(table["creative_id"] != "", "(not by creative)")
-        table["creative"] = table["creative"].fillna(table["creative_id"])
-    return table
+        out["creative_id"] = list(ids[2])
+        out["creative"] = ["(not by creative)" if c == "" else (c if n is None else n)
+                           for c, n in zip(ids[2], names["creative"])]
+        out["variant"] = list(names["variant"])
+    return out
 
 
-def _split(frame: pd.DataFrame, column: str, ids: tuple[str, ...]) -> pd.DataFrame:
-    """Split a composite key column (parts joined by ``SEP``) into the id columns."""
-    frame = frame.copy()
-    if len(ids) == 1:
-        return frame.rename(columns={column: ids[0]})
-    parts = frame[column].astype(str).str.split(SEP, n=len(ids) - 1, expand=True)
-    parts = parts.reindex(columns=range(len(ids)))
-    for i, name in enumerate(ids):
-        frame[name] = parts[i].astype(object) if len(frame) else pd.Series(dtype=object)
-    return frame.drop(columns=[column])
+def _order(unattributed: np.ndarray, spent: np.ndarray, leads: np.ndarray) -> list[int]:
+    """Biggest spend first, then most leads; unattributed last (a stable sort: ties keep
+    the order the rows came in)."""
+    spend_key = np.nan_to_num(spent, nan=-1.0).tolist()
+    return sorted(range(len(leads)), key=lambda i: (bool(unattributed[i]), -spend_key[i], -int(leads[i])))
 
 
-def _order(table: pd.DataFrame) -> pd.DataFrame:
-    """Biggest spend first, then most leads; unattributed last."""
-    key = pd.to_numeric(table["spend"], errors="coerce").fillna(-1.0)
-    return (table.assign(_last=table["channel_id"] == UNATTRIBUTED, _spend=key)
-            .sort_values(["_last", "_spend", "leads"], ascending=[True, False, False])
-            .drop(columns=["_last", "_spend"]))
+def _text_column(name: str, values: list, level: str) -> pd.Series:
+    """Names are text; ids are text at the channel level, and at the campaign and
+    creative levels plain objects, as they come out of a composite key."""
+    if name.endswith("_id"):
+        return pd.Series(values, dtype="str" if level == "channel" and values else object)
+    return pd.Series(values, dtype="str")
+
+
+def _ints(values) -> np.ndarray:
+    return np.array([0 if v is None else v for v in values], dtype="int64")
+
+
+def _floats(values) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
 
 
 def _pct(numerator, denominator, digits: int) -> float | None:

@@ -122,6 +122,58 @@ def _pct(part: float, whole: float) -> float | None:
     return None if not whole else round(100.0 * part / whole, 1)
 
 
+# ---------------------------------------------------------------- cohort counts
+
+def _cohort_counts(con: duckdb.DuckDBPyConnection, f: Filters, parts: tuple[str, ...],
+                   end: date | None = None) -> dict:
+    """Counts over the cohort's leads, in one pass, for each of ``parts``:
+
+    - ``reached``: per stage of ``STAGES``, the leads that reached it (``reached_sql``);
+    - ``stalled``: per stage but the last, the leads that reached it, not the next one,
+      and have no exit from it, without and with the consent to be contacted withdrawn
+      (in pairs, stage by stage);
+    - ``maturity``: ``typical`` (the ``MATURITY_QUANTILE`` of whole days from lead to
+      randomization over every randomized person of the filter, all dates), ``leads``,
+      and ``young``: leads fewer than ``typical`` days before ``end`` (see
+      ``cohort_maturity``)."""
+    where, params = _cohort(f)
+    reached = reached_sql()
+    columns: list[str] = []
+    prefix, before = "", []
+    if "reached" in parts:
+        columns += [f"count(*) FILTER (WHERE {reached[name]})" for name, _, _ in STAGES]
+    if "stalled" in parts:
+        for (name, _, _), (nxt, _, _) in zip(STAGES[:-1], STAGES[1:]):
+            own_exits = [col for _, col, src in EXITS.values() if src == name]
+            no_exit = f" AND coalesce({', '.join(own_exits)}) IS NULL" if own_exits else ""
+            stopped = f"{reached[name]} AND NOT ({reached[nxt]}){no_exit}"
+            columns.append(f"count(*) FILTER (WHERE {stopped} AND consent_withdrawn_ts IS NULL)")
+            columns.append(f"count(*) FILTER (WHERE {stopped} AND consent_withdrawn_ts IS NOT NULL)")
+    if "maturity" in parts:
+        hist_where, hist_params = f.where(JOURNEY_COLUMNS)
+        prefix = f"""WITH typical AS (
+            SELECT quantile_disc(date_diff('day', CAST(lead_ts AS DATE), CAST(randomized_ts AS DATE)),
+                                 {MATURITY_QUANTILE}) AS days
+            FROM journey WHERE randomized_ts IS NOT NULL AND {hist_where}) """
+        columns += ["(SELECT days FROM typical)", "count(*)",
+                    "count(*) FILTER (WHERE date_diff('day', CAST(lead_ts AS DATE), CAST(? AS DATE)) "
+                    "< coalesce((SELECT days FROM typical), 0))"]
+        before = [*hist_params, end]
+    row = con.execute(f"{prefix}SELECT {', '.join(columns)} FROM journey WHERE {where}",
+                      [*before, *params]).fetchone()
+    out: dict = {}
+    at = 0
+    if "reached" in parts:
+        out["reached"] = [int(v) for v in row[at:at + len(STAGES)]]
+        at += len(STAGES)
+    if "stalled" in parts:
+        out["stalled"] = [int(v) for v in row[at:at + 2 * (len(STAGES) - 1)]]
+        at += 2 * (len(STAGES) - 1)
+    if "maturity" in parts:
+        out["typical"], out["leads"], out["young"] = row[at:at + 3]
+    return out
+
+
 # ---------------------------------------------------------------- stage conversion
 
 def stage_conversion(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
@@ -131,20 +183,19 @@ def stage_conversion(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame
     cohort leads x 100; ``step_conversion_pct``: reached / reached at the stage
     before x 100 (None for the lead row or when the stage before has nobody).
     """
-    where, params = _cohort(f)
-    reached = reached_sql()
-    counts = ", ".join(f"count(*) FILTER (WHERE {reached[name]}) AS {name}" for name, _, _ in STAGES)
-    row = con.execute(f"SELECT {counts} FROM journey WHERE {where}", params).fetchone()
-    persons = [int(v) for v in row]
+    return _stage_frame(_cohort_counts(con, f, ("reached",))["reached"])
+
+
+def _stage_frame(persons: list[int]) -> pd.DataFrame:
+    """The stage conversion table of the leads reaching each stage."""
     leads = persons[0]
-    out = pd.DataFrame({
+    return pd.DataFrame({
         "stage": [name for name, _, _ in STAGES],
         "label": [label for _, label, _ in STAGES],
         "reached": persons,
+        "conversion_pct": [_pct(p, leads) for p in persons],
+        "step_conversion_pct": [None] + [_pct(p, prev) for p, prev in zip(persons[1:], persons[:-1])],
     })
-    out["conversion_pct"] = [_pct(p, leads) for p in persons]
-    out["step_conversion_pct"] = [None] + [_pct(p, prev) for p, prev in zip(persons[1:], persons[:-1])]
-    return out[FUNNEL_COLUMNS]
 
 
 # ---------------------------------------------------------------- drop-off reasons
@@ -165,6 +216,11 @@ def dropoff_reasons(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
     ``pct_of_exit``: share of that exit's (or the stalled row's) persons with this
     reason; ``pct_of_leads``: persons / cohort leads x 100.
     """
+    return _dropoff(_exits(con, f), _cohort_counts(con, f, ("reached", "stalled")))
+
+
+def _exits(con: duckdb.DuckDBPyConnection, f: Filters) -> list[tuple]:
+    """(exit stage, reason, persons) of the cohort's leads that left the funnel."""
     where, params = _cohort(f)
     stages = ", ".join(f"'{s}'" for s in EXITS)
     sql = f"""
@@ -182,52 +238,40 @@ def dropoff_reasons(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
         WHERE x.stage <> 'withdrawn' OR c.randomized_ts IS NULL OR x.ts < c.randomized_ts
         GROUP BY ALL
     """
-    exits = con.execute(sql, params).df()
-    exits["left_after"] = exits["stage"].map(lambda st: EXITS[st][2])
-    exits["exit"] = exits["stage"].map(lambda st: EXITS[st][0])
-    stalled = _stalled(con, f)
-    rows = pd.concat([exits[["left_after", "exit", "reason", "persons"]], stalled], ignore_index=True)
-    rows = rows[rows["persons"] > 0]
-    if rows.empty:
-        return pd.DataFrame(columns=DROPOFF_COLUMNS)
-    leads = int(stage_conversion(con, f)["reached"].iloc[0])
-    order = {name: i for i, (name, _, _) in enumerate(STAGES)}
-    rows["_stage"] = rows["left_after"].map(order)
-    rows["_stalled"] = rows["exit"] == STALLED
-    per_exit = rows.groupby(["left_after", "exit"])["persons"].transform("sum")
-    rows["pct_of_exit"] = (100.0 * rows["persons"] / per_exit).round(1)
-    rows["pct_of_leads"] = [_pct(p, leads) for p in rows["persons"]]
-    rows["left_after"] = rows["left_after"].map(STAGE_LABELS)
-    rows["persons"] = rows["persons"].astype("int64")
-    rows = rows.sort_values(["_stage", "_stalled", "exit", "persons", "reason"],
-                            ascending=[True, True, True, False, True])
-    return rows[DROPOFF_COLUMNS].reset_index(drop=True)
+    return con.execute(sql, params).fetchall()
 
 
 STALLED = "Still open or stalled"
 CONSENT_WITHDRAWN = "Withdrew consent to be contacted"
 
 
-def _stalled(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
-    """Per stage: cohort leads that reached it, not the next one, and have no exit
-    from it; split into those who withdrew their consent to be contacted (the journey
-    ends there) and those still open or stalled."""
-    where, params = _cohort(f)
-    reached = reached_sql()
-    parts = []
-    for (name, _, _), (nxt, _, _) in zip(STAGES[:-1], STAGES[1:]):
-        own_exits = [col for _, col, src in EXITS.values() if src == name]
-        no_exit = f" AND coalesce({', '.join(own_exits)}) IS NULL" if own_exits else ""
-        stopped = f"{reached[name]} AND NOT ({reached[nxt]}){no_exit}"
-        parts.append(f"count(*) FILTER (WHERE {stopped} AND consent_withdrawn_ts IS NULL) AS {name}")
-        parts.append(f"count(*) FILTER (WHERE {stopped} AND consent_withdrawn_ts IS NOT NULL) AS {name}_w")
-    row = con.execute(f"SELECT {', '.join(parts)} FROM journey WHERE {where}", params).fetchone()
+def _dropoff(exits: list[tuple], counts: dict) -> pd.DataFrame:
+    """The drop-off table of the exits and the cohort's ``reached`` and ``stalled``
+    counts: exits, then per stage the stalled and the withdrawn (rows without persons
+    left out), ordered by stage, stalled last, exit, most persons first, reason."""
+    rows = [(EXITS[stage][2], EXITS[stage][0], reason, persons) for stage, reason, persons in exits]
     names = [name for name, _, _ in STAGES[:-1]]
+    stalled = counts["stalled"]
+    rows += [(name, STALLED, "no outcome recorded", n) for name, n in zip(names, stalled[0::2])]
+    rows += [(name, CONSENT_WITHDRAWN, "consent to be contacted withdrawn", n)
+             for name, n in zip(names, stalled[1::2])]
+    rows = [row for row in rows if row[3] > 0]
+    if not rows:
+        return pd.DataFrame(columns=DROPOFF_COLUMNS)
+    leads = counts["reached"][0]
+    order = {name: i for i, (name, _, _) in enumerate(STAGES)}
+    per_exit: dict[tuple[str, str], int] = {}
+    for left_after, exit_, _, persons in rows:
+        per_exit[left_after, exit_] = per_exit.get((left_after, exit_), 0) + persons
+    rows.sort(key=lambda r: (order[r[0]], r[1] == STALLED, r[1], -r[3], r[2]))
+    persons = np.array([r[3] for r in rows], dtype="int64")
     return pd.DataFrame({
-        "left_after": names * 2,
-        "exit": [STALLED] * len(names) + [CONSENT_WITHDRAWN] * len(names),
-        "reason": ["no outcome recorded"] * len(names) + ["consent to be contacted withdrawn"] * len(names),
-        "persons": [int(v) for v in row[0::2]] + [int(v) for v in row[1::2]],
+        "exit": [r[1] for r in rows],
+        "left_after": [STAGE_LABELS[r[0]] for r in rows],
+        "reason": [r[2] for r in rows],
+        "persons": persons,
+        "pct_of_exit": (100.0 * persons / np.array([per_exit[r[0], r[1]] for r in rows])).round(1),
+        "pct_of_leads": [_pct(p, leads) for p in persons.tolist()],
     })
 
 
@@ -253,13 +297,15 @@ def stage_gaps(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
             f"quantile_cont({gap}, 0.75) AS p75_days "
             f"FROM journey WHERE {where} AND {col_a} IS NOT NULL AND {col_b} IS NOT NULL"
         )
-    out = con.execute(" UNION ALL ".join(parts), params * len(parts)).df()
-    out["persons"] = out["persons"].astype("int64")
-    for col in ("median_days", "p25_days", "p75_days"):
-        out[col] = out[col].astype(float).round(1)
-    out["from_stage"] = out["from_stage"].map(STAGE_LABELS)
-    out["to_stage"] = out["to_stage"].map(STAGE_LABELS)
-    return out[GAP_COLUMNS]
+    rows = con.execute(" UNION ALL ".join(parts), params * len(parts)).fetchall()
+    steps, nexts, persons, *days = zip(*rows)
+    return pd.DataFrame({
+        "from_stage": [STAGE_LABELS[s] for s in steps],
+        "to_stage": [STAGE_LABELS[s] for s in nexts],
+        "persons": np.array(persons, dtype="int64"),
+        **{col: np.array([np.nan if v is None else v for v in values], dtype=float).round(1)
+           for col, values in zip(("median_days", "p25_days", "p75_days"), days)},
+    })
 
 
 # ---------------------------------------------------------------- time to enrolment
@@ -286,19 +332,30 @@ def lead_status(con: duckdb.DuckDBPyConnection, f: Filters, by: str = "channel")
     end = last_day(con)
     if end is None:
         return pd.DataFrame(columns=["group", "status", "days", "persons"])
+    groups, status, days, persons = _status_rows(con, f, KM_GROUPS[by], end)
+    text = "str" if groups else object  # as DuckDB hands over text columns, and no rows
+    return pd.DataFrame({"group": pd.Series(groups, dtype=text), "status": pd.Series(status, dtype=text),
+                         "days": np.array(days, dtype="int64"), "persons": np.array(persons, dtype="int64")})
+
+
+def _status_rows(con: duckdb.DuckDBPyConnection, f: Filters, group_sql: str,
+                 end: date | None) -> tuple[tuple, tuple, tuple, tuple]:
+    """The rows of ``lead_status`` grouped by ``group_sql`` (one of ``KM_GROUPS``, or a
+    constant for all leads together) as columns: group, status, days, persons; none
+    without a latest day with data."""
+    if end is None:
+        return (), (), (), ()
     where, params = _cohort(f)
-    sql = f"""
-        SELECT {KM_GROUPS[by]} AS "group", {_status_sql()} AS status,
-               greatest(0, date_diff('day', CAST(lead_ts AS DATE),
-                                     CAST(coalesce(randomized_ts, CAST(? AS TIMESTAMP)) AS DATE))) AS days,
-               count(*) AS persons
-        FROM journey WHERE {where}
-        GROUP BY ALL ORDER BY ALL
-    """
-    out = con.execute(sql, [end, end, end, *params]).df()
-    out["days"] = out["days"].astype("int64")
-    out["persons"] = out["persons"].astype("int64")
-    return out
+    rows = con.execute(
+        f"""SELECT {group_sql} AS "group", {_status_sql()} AS status,
+                   greatest(0, date_diff('day', CAST(lead_ts AS DATE),
+                                         CAST(coalesce(randomized_ts, CAST(? AS TIMESTAMP)) AS DATE))) AS days,
+                   count(*) AS persons
+            FROM journey WHERE {where}
+            GROUP BY ALL ORDER BY ALL""",
+        [end, end, end, *params],
+    ).fetchall()
+    return tuple(zip(*rows)) if rows else ((), (), (), ())
 
 
 def _status_sql() -> str:
@@ -405,6 +462,7 @@ class EnrolmentCurves:
     at_risk: pd.DataFrame
     risk_days: list[int]
     horizon_days: int
+    latest_day: date | None = None  # the leads are followed up to it (``last_day``)
 
 
 ALL_LEADS = "All leads"
@@ -420,44 +478,86 @@ def enrolment_curves(
     ``cockpit.analytics.survival`` for the estimator, band and median interval."""
     if view not in VIEWS:
         raise ValueError(f"view must be one of {VIEWS}")
-    durations = enrolment_durations if view == "speed" else randomized_share_durations
-    data = durations(con, f, by)
-    left_out = enrolment_left_out(con, f, by).set_index("group")  # also lists every group
-    horizon = _horizon(data)
+    if by not in KM_GROUPS:
+        raise ValueError(f"cannot group time-to-enrolment by {by!r}")
+    end = last_day(con)
+    leads = _Leads.from_rows(_status_rows(con, f, KM_GROUPS[by], end))
+    return _curves(leads, _group_names(con, by), view, end)
+
+
+def _curves(leads: "_Leads", names: dict[str, str], view: str, end: date | None) -> EnrolmentCurves:
+    """``enrolment_curves`` of the cohort's status rows per group."""
+    data = leads.followed() if view == "speed" else leads
+    horizon = _horizon_of(data.days, data.randomized)
     risk_days = list(range(0, horizon + 1, RISK_STEP_DAYS))
-    names = _group_names(con, by)
     summaries, curves, risks = [], [], []
     # every group with cohort leads, also one whose leads all left (no curve then)
-    for group in sorted(left_out.index) + ([ALL_LEADS] if len(left_out) else []):
-        rows = data if group == ALL_LEADS else data[data["group"] == group]
-        left = left_out.sum() if group == ALL_LEADS else left_out.loc[group]
+    groups = sorted(set(leads.group))
+    for group in groups + ([ALL_LEADS] if groups else []):
+        rows = data if group == ALL_LEADS else data.of(group)
+        left = leads if group == ALL_LEADS else leads.of(group)
         name = names.get(group, group)
-        km = kaplan_meier(rows["days"], rows["randomized"], weights=rows["persons"])
+        km = kaplan_meier(rows.days, rows.randomized, weights=rows.persons)
         row = _speed_row(km, rows, left) if view == "speed" else _yield_row(km)
         summaries.append({"group": group, "group_name": name} | row)
         if group != ALL_LEADS and km.n:
-            curves.append(_curve_rows(km).assign(group=group, group_name=name))
+            curves.append((group, name, _curve_points(km)))
         risks.append({"group": group, "group_name": name,
                       **{f"day_{d}": int(n) for d, n in zip(risk_days, km.at_risk_at(risk_days))}})
     return EnrolmentCurves(
         view=view,
         summary=pd.DataFrame(summaries, columns=SUMMARY_COLUMNS[view]),
-        curves=(pd.concat(curves, ignore_index=True)[CURVE_COLUMNS] if curves
-                else pd.DataFrame(columns=CURVE_COLUMNS)),
+        curves=_curve_frame(curves),
         at_risk=pd.DataFrame(risks, columns=["group", "group_name"] + [f"day_{d}" for d in risk_days]),
         risk_days=risk_days,
         horizon_days=horizon,
+        latest_day=end,
     )
 
 
-def _horizon(data: pd.DataFrame) -> int:
+@dataclass(frozen=True)
+class _Leads:
+    """Status rows of cohort leads (``lead_status``) as arrays: group, status, days,
+    randomized (status is randomized) and persons, the Kaplan-Meier input."""
+
+    group: np.ndarray
+    status: np.ndarray
+    days: np.ndarray
+    randomized: np.ndarray
+    persons: np.ndarray
+
+    @classmethod
+    def from_rows(cls, rows: tuple[tuple, tuple, tuple, tuple]) -> "_Leads":
+        groups, status, days, persons = rows
+        status = np.array(status, dtype=object)
+        return cls(np.array(groups, dtype=object), status, np.array(days, dtype="int64"),
+                   status == RANDOMIZED, np.array(persons, dtype="int64"))
+
+    def _where(self, keep: np.ndarray) -> "_Leads":
+        return _Leads(self.group[keep], self.status[keep], self.days[keep], self.randomized[keep],
+                      self.persons[keep])
+
+    def of(self, group: str) -> "_Leads":
+        """The rows of one group."""
+        return self._where(self.group == group)
+
+    def followed(self) -> "_Leads":
+        """The leads that enrol or still can (time to enrolment)."""
+        return self._where(np.isin(self.status, FOLLOWED))
+
+    def left(self, status: str) -> int:
+        """Persons with ``status`` (exited or stale)."""
+        return int(self.persons[self.status == status].sum())
+
+
+def _horizon_of(days: np.ndarray, randomized: np.ndarray) -> int:
     """One risk-table step past the last randomization, at most the longest follow-up
     (at least one step)."""
-    if data.empty:
+    if not days.size:
         return RISK_STEP_DAYS
-    longest = int(data["days"].max())
-    events = data.loc[data["randomized"].astype(bool), "days"]
-    end = min(longest, int(events.max()) + RISK_STEP_DAYS) if len(events) else longest
+    longest = int(days.max())
+    events = days[randomized]
+    end = min(longest, int(events.max()) + RISK_STEP_DAYS) if events.size else longest
     return max(end, RISK_STEP_DAYS)
 
 
@@ -477,23 +577,43 @@ def _group_names(con: duckdb.DuckDBPyConnection, by: str) -> dict[str, str]:
 def enrolment_summary(con: duckdb.DuckDBPyConnection, f: Filters, view: str = "speed") -> dict:
     """The "All leads" row of ``enrolment_curves`` for the view (one Kaplan-Meier over
     the cohort); counts 0 and the rest None without any lead."""
-    summary = enrolment_curves(con, f, by="study", view=view).summary
-    row = summary[summary["group"] == ALL_LEADS]
-    if row.empty:
+    if view not in VIEWS:
+        raise ValueError(f"view must be one of {VIEWS}")
+    return _summary(_Leads.from_rows(_status_rows(con, f, f"'{ALL_LEADS}'", last_day(con))), view)
+
+
+def _summary(leads: _Leads, view: str) -> dict:
+    """The "All leads" row of a view from the status rows of all cohort leads."""
+    if not leads.group.size:
         counts = {"km_leads", "randomized_so_far", "open_leads", EXITED, STALE, "leads", "censored"}
         empty = {col: (0 if col in counts else None) for col in SUMMARY_COLUMNS[view]}
         return empty | {"group": ALL_LEADS, "group_name": ALL_LEADS}
-    return {k: (None if pd.isna(v) else v) for k, v in row.iloc[0].to_dict().items()}
+    rows = leads.followed() if view == "speed" else leads
+    km = kaplan_meier(rows.days, rows.randomized, weights=rows.persons)
+    row = {"group": ALL_LEADS, "group_name": ALL_LEADS}
+    row |= _speed_row(km, rows, leads) if view == "speed" else _yield_row(km)
+    # plain numbers, as a row of ``enrolment_curves``' summary reads
+    return {col: _plain(row[col]) for col in SUMMARY_COLUMNS[view]}
 
 
-def _speed_row(km, rows: pd.DataFrame, left: pd.Series) -> dict:
+def _plain(value):
+    """A Python int, float or text; None for a missing number."""
+    if value is None or (isinstance(value, (float, np.floating)) and value != value):
+        return None
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
+
+
+def _speed_row(km, rows: _Leads, left: _Leads) -> dict:
     """Summary of time to enrolment: counts, KM median and interval, median of the
     randomized only."""
     low, high = km.median_ci()
-    done = rows[rows["randomized"].astype(bool)]
-    days = np.repeat(done["days"].to_numpy(), done["persons"].to_numpy())
+    days = np.repeat(rows.days[rows.randomized], rows.persons[rows.randomized])
     return {"km_leads": km.n, "randomized_so_far": km.n_events, "open_leads": km.n - km.n_events,
-            EXITED: int(left[EXITED]), STALE: int(left[STALE]),
+            EXITED: left.left(EXITED), STALE: left.left(STALE),
             "median_days_to_randomization": km.median(), "median_ci_low": low, "median_ci_high": high,
             "median_days_randomized_only": float(np.median(days)) if days.size else None}
 
@@ -509,7 +629,7 @@ def _yield_row(km) -> dict:
     return row
 
 
-def _curve_rows(km) -> pd.DataFrame:
+def _curve_points(km) -> dict[str, np.ndarray]:
     """Step points of 1 - S(t): from (0 days, 0%) through each event time, flat on to
     the group's longest follow-up."""
     days = np.concatenate([[0.0], km.time])
@@ -520,11 +640,24 @@ def _curve_rows(km) -> pd.DataFrame:
     if longest > days[-1]:
         days, surv = np.append(days, longest), np.append(surv, surv[-1])
         low, high = np.append(low, low[-1]), np.append(high, high[-1])
-    return pd.DataFrame({
+    return {
         "days": days,
         "pct_randomized": (100.0 * (1.0 - surv)).round(2),
         "pct_low": (100.0 * (1.0 - low)).round(2),
         "pct_high": (100.0 * (1.0 - high)).round(2),
+    }
+
+
+def _curve_frame(curves: list[tuple[str, str, dict[str, np.ndarray]]]) -> pd.DataFrame:
+    """The ``CURVE_COLUMNS`` frame of (group, name, step points) per group."""
+    if not curves:
+        return pd.DataFrame(columns=CURVE_COLUMNS)
+    sizes = [len(points["days"]) for _, _, points in curves]
+    return pd.DataFrame({
+        "group": pd.Series(np.repeat([g for g, _, _ in curves], sizes), dtype="str"),
+        "group_name": pd.Series(np.repeat([n for _, n, _ in curves], sizes), dtype="str"),
+        **{col: np.concatenate([points[col] for _, _, points in curves])
+           for col in ("days", "pct_randomized", "pct_low", "pct_high")},
     })
 
 
@@ -546,20 +679,12 @@ def cohort_maturity(con: duckdb.DuckDBPyConnection, f: Filters) -> dict:
     sentence saying so with the numbers.
     """
     end = last_day(con)
-    hist_where, hist_params = f.where(JOURNEY_COLUMNS)
-    typical = con.execute(
-        f"""SELECT quantile_disc(date_diff('day', CAST(lead_ts AS DATE), CAST(randomized_ts AS DATE)),
-                                 {MATURITY_QUANTILE})
-            FROM journey WHERE randomized_ts IS NOT NULL AND {hist_where}""",
-        hist_params,
-    ).fetchone()[0]
-    where, params = _cohort(f)
-    leads, young = con.execute(
-        f"""SELECT count(*),
-                   count(*) FILTER (WHERE date_diff('day', CAST(lead_ts AS DATE), CAST(? AS DATE)) < ?)
-            FROM journey WHERE {where}""",
-        [end, typical if typical is not None else 0, *params],
-    ).fetchone()
+    return _maturity(_cohort_counts(con, f, ("maturity",), end), end)
+
+
+def _maturity(counts: dict, end: date | None) -> dict:
+    """``cohort_maturity`` of the cohort's ``maturity`` counts."""
+    typical, leads, young = counts["typical"], counts["leads"], counts["young"]
     out = {"leads": int(leads), "young": int(young), "pct_young": _pct(young, leads),
            "typical_days": None if typical is None else int(typical), "last_day": end,
            "too_young": None, "message": ""}
@@ -575,3 +700,45 @@ def cohort_maturity(con: duckdb.DuckDBPyConnection, f: Filters) -> dict:
             f"happen (data up to {end}). Their conversion to randomized is not final yet."
         )
     return out
+
+
+# ---------------------------------------------------------------- the page's numbers
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the Funnel page shows for one filter and the curves chosen: ``stages`` as
+    ``stage_conversion``, ``speed`` and ``share`` as ``enrolment_summary`` of the two
+    views, ``maturity`` as ``cohort_maturity``, ``gaps`` as ``stage_gaps``, ``dropoff``
+    as ``dropoff_reasons`` and ``curves`` as ``enrolment_curves``."""
+
+    stages: pd.DataFrame
+    speed: dict
+    share: dict
+    maturity: dict
+    gaps: pd.DataFrame
+    dropoff: pd.DataFrame
+    curves: EnrolmentCurves
+
+
+def snapshot(con: duckdb.DuckDBPyConnection, f: Filters, by: str = "channel", view: str = "speed") -> Snapshot:
+    """The numbers of the Funnel page, in seven queries: the latest day with data, the
+    cohort's counts (stages reached, stalled, maturity), its leads by group, status and
+    days (the curves and both summaries of time to enrolment: the "All leads" row is
+    the same Kaplan-Meier whatever the grouping), the names of the groups, the days
+    between stages and the exits."""
+    if view not in VIEWS:
+        raise ValueError(f"view must be one of {VIEWS}")
+    if by not in KM_GROUPS:
+        raise ValueError(f"cannot group time-to-enrolment by {by!r}")
+    end = last_day(con)
+    counts = _cohort_counts(con, f, ("reached", "stalled", "maturity"), end)
+    leads = _Leads.from_rows(_status_rows(con, f, KM_GROUPS[by], end))
+    return Snapshot(
+        stages=_stage_frame(counts["reached"]),
+        speed=_summary(leads, "speed"),
+        share=_summary(leads, "yield"),
+        maturity=_maturity(counts, end),
+        gaps=stage_gaps(con, f),
+        dropoff=_dropoff(_exits(con, f), counts),
+        curves=_curves(leads, _group_names(con, by), view, end),
+    )
