@@ -5,10 +5,10 @@ from dataclasses import replace
 
 import dash
 import dash_bootstrap_components as dbc
+import numpy as np
 import pandas as pd
-import plotly.express as px
 import plotly.graph_objects as go
-from dash import Input, Output, State, callback, dcc, html, no_update
+from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 
 from cockpit import context, export, ui
 from cockpit.derive import LOOKBACK_DAYS
@@ -112,84 +112,116 @@ def layout(**_query) -> html.Div:
 # ---------------------------------------------------------------- figures
 
 
-def _shares_figure(shares: pd.DataFrame) -> go.Figure:
-    rows = shares.iloc[::-1]  # biggest spender on top
-    fig = go.Figure()
+# the default look of every chart (what go.Figure would add); charts are built as plain
+# dicts, which Dash sends as they are
+_TEMPLATE = go.Figure().layout.template.to_plotly_json()
+# the volume/quality scatter: bubble area of the largest spend, in px
+BUBBLE_MAX = 50
+
+
+def _figure(data: list[dict], layout: dict) -> dict:
+    return {"data": data, "layout": {**layout, "template": _TEMPLATE}}
+
+
+def _numbers(column: pd.Series) -> list:
+    """A column for a chart: numbers, None where empty."""
+    return [None if v is None or v != v else v for v in column.tolist()]
+
+
+def _no_data(text: str) -> dict:
+    return {"text": text, "showarrow": False, "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5}
+
+
+def _shares_figure(names: list[str], shares: dict[str, np.ndarray]) -> dict:
+    """Per channel, its share of spend, leads, eligible pre-screens and randomized
+    (``channels.share_columns``)."""
+    names = names[::-1]  # biggest spender on top
+    data = []
     # horizontal groups stack their first trace at the bottom: add in reverse, so that
     # budget is the top bar of each channel
     for col, label, color in reversed(SHARE_SERIES):
-        fig.add_trace(go.Bar(
-            y=rows["channel"], x=rows[col], name=label, orientation="h", marker_color=color,
-            text=[("" if pd.isna(v) else f"{v:.0f}%") for v in rows[col]], textposition="outside",
-            hovertemplate="%{y}<br>" + label + ": %{x:.1f}%<extra></extra>",
-        ))
-    fig.update_layout(barmode="group", height=max(320, 56 * len(rows) + 110),
-                      margin={"l": 10, "r": 30, "t": 30, "b": 90}, xaxis_title="% of total",
-                      legend={"orientation": "h", "y": -0.08, "yanchor": "top", "traceorder": "reversed"},
-                      yaxis={"automargin": True}, bargap=0.25)
-    return fig
+        values = [None if v != v else v for v in shares[col].tolist()][::-1]
+        data.append({
+            "type": "bar", "y": names, "x": values, "name": label, "orientation": "h",
+            "marker": {"color": color}, "text": ["" if v is None else f"{v:.0f}%" for v in values],
+            "textposition": "outside", "hovertemplate": "%{y}<br>" + label + ": %{x:.1f}%<extra></extra>",
+        })
+    return _figure(data, {
+        "barmode": "group", "height": max(320, 56 * len(names) + 110),
+        "margin": {"l": 10, "r": 30, "t": 30, "b": 90}, "xaxis": {"title": {"text": "% of total"}},
+        "legend": {"orientation": "h", "y": -0.08, "yanchor": "top", "traceorder": "reversed"},
+        "yaxis": {"automargin": True}, "bargap": 0.25})
 
 
-def _cost_figure(table: pd.DataFrame) -> go.Figure:
+def _cost_figure(table: pd.DataFrame) -> dict:
     """Cost per randomized per channel, cheapest on top, ROI in the label."""
-    rows = table.dropna(subset=["cost_per_randomized"]).sort_values("cost_per_randomized", ascending=False)
-    fig = go.Figure()
-    if rows.empty:
-        fig.add_annotation(text="No cost per randomized: no spend or nobody randomized in the period, "
-                                "or a site or segment filter is set.",
-                           showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
-        fig.update_xaxes(visible=False)
-        fig.update_yaxes(visible=False)
-    labels = [f"{ui.fmt_money(c)} · ROI {r:,.0f}%" if pd.notna(r) else ui.fmt_money(c)
-              for c, r in zip(rows["cost_per_randomized"], rows["roi_pct"])]
-    fig.add_trace(go.Bar(
-        y=rows["channel"], x=rows["cost_per_randomized"], orientation="h", marker_color="#0a58ca",
-        text=labels, textposition="outside", cliponaxis=False,
-        customdata=rows[["randomized", "spend"]].to_numpy(),
-        hovertemplate="<b>%{y}</b><br>cost per randomized €%{x:,.0f}<br>randomized %{customdata[0]:,}"
-                      "<br>spend €%{customdata[1]:,.0f}<extra></extra>",
-    ))
-    fig.update_layout(height=max(240, 30 * len(rows) + 80), margin={"l": 10, "r": 150, "t": 10, "b": 40},
-                      xaxis_title="€ per randomized patient", yaxis={"automargin": True})
-    return fig
+    costs = table["cost_per_randomized"].to_numpy()
+    rows = np.flatnonzero(~np.isnan(costs))
+    # most expensive first, ties in the order of the table (as a descending sort_values)
+    backwards = costs[rows][::-1]
+    order = rows[np.arange(len(backwards))[::-1][backwards.argsort(kind="quicksort")][::-1]]
+    cost = costs[order].tolist()
+    roi = table["roi_pct"].to_numpy()[order].tolist()
+    randomized = table["randomized"].to_numpy()[order].tolist()
+    spent = table["spend"].to_numpy()[order].tolist()
+    labels = [f"{ui.fmt_money(c)} · ROI {r:,.0f}%" if r == r else ui.fmt_money(c) for c, r in zip(cost, roi)]
+    layout: dict = {"height": max(240, 30 * len(cost) + 80), "margin": {"l": 10, "r": 150, "t": 10, "b": 40},
+                    "xaxis": {"title": {"text": "€ per randomized patient"}}, "yaxis": {"automargin": True}}
+    if not cost:
+        layout["annotations"] = [_no_data("No cost per randomized: no spend or nobody randomized in the "
+                                          "period, or a site or segment filter is set.")]
+        layout["xaxis"]["visible"] = False
+        layout["yaxis"]["visible"] = False
+    return _figure([{
+        "type": "bar", "y": table["channel"].to_numpy()[order].tolist(), "x": cost, "orientation": "h",
+        "marker": {"color": "#0a58ca"}, "text": labels, "textposition": "outside", "cliponaxis": False,
+        "customdata": [[float(n), s] for n, s in zip(randomized, spent)],
+        "hovertemplate": "<b>%{y}</b><br>cost per randomized €%{x:,.0f}<br>randomized %{customdata[0]:,}"
+                         "<br>spend €%{customdata[1]:,.0f}<extra></extra>",
+    }], layout)
 
 
-def _scatter_figure(table: pd.DataFrame) -> go.Figure:
-    label = _label_column(table)
-    data = table.assign(
-        bubble=pd.to_numeric(table["spend"], errors="coerce").fillna(0.0),
-        spend_text=[ui.fmt_money(None if pd.isna(v) else v) for v in table["spend"]],
-        cpr_text=[ui.fmt_money(None if pd.isna(v) else v) for v in table["cost_per_randomized"]],
-    )
-    fig = px.scatter(
-        data, x="leads", y="eligible_rate_pct", size="bubble", size_max=50, text=label,
-        custom_data=["spend_text", "cpr_text", "randomized"],
-    )
-    fig.update_traces(
-        textposition="top center", textfont={"size": 10}, cliponaxis=False,
-        marker={"sizemin": 6, "color": "#0d6efd", "opacity": 0.6},
-        hovertemplate="<b>%{text}</b><br>leads %{x:,}<br>eligible rate %{y:.1f}%<br>"
-                      "spend %{customdata[0]}<br>randomized %{customdata[2]}<br>"
-                      "cost per randomized %{customdata[1]}<extra></extra>",
-    )
-    fig.update_layout(height=420, margin={"l": 40, "r": 10, "t": 40, "b": 40},
-                      xaxis_title="leads in the period", yaxis_title="eligible rate (%)")
-    return fig
+def _scatter_figure(table: pd.DataFrame) -> dict:
+    """Leads against eligible rate, one bubble per row, its area the row's spend."""
+    spent = _numbers(table["spend"])
+    bubble = [0.0 if v is None else float(v) for v in spent]
+    cpr = _numbers(table["cost_per_randomized"])
+    return _figure([{
+        "type": "scatter", "x": table["leads"].tolist(), "y": _numbers(table["eligible_rate_pct"]),
+        "text": table[_label_column(table)].tolist(), "mode": "markers+text", "name": "",
+        "legendgroup": "", "showlegend": False, "orientation": "v", "xaxis": "x", "yaxis": "y",
+        "customdata": [[ui.fmt_money(s), ui.fmt_money(c), n]
+                       for s, c, n in zip(spent, cpr, table["randomized"].tolist())],
+        "marker": {"color": "#0d6efd", "size": bubble, "sizemode": "area", "symbol": "circle",
+                   "sizeref": max(bubble) / BUBBLE_MAX ** 2 if bubble else None,
+                   "sizemin": 6, "opacity": 0.6},
+        "textposition": "top center", "textfont": {"size": 10}, "cliponaxis": False,
+        "hovertemplate": "<b>%{text}</b><br>leads %{x:,}<br>eligible rate %{y:.1f}%<br>"
+                         "spend %{customdata[0]}<br>randomized %{customdata[2]}<br>"
+                         "cost per randomized %{customdata[1]}<extra></extra>",
+    }], {"height": 420, "margin": {"t": 40, "l": 40, "r": 10, "b": 40},
+         "xaxis": {"anchor": "y", "domain": [0.0, 1.0], "title": {"text": "leads in the period"}},
+         "yaxis": {"anchor": "x", "domain": [0.0, 1.0], "title": {"text": "eligible rate (%)"}},
+         "legend": {"tracegroupgap": 0, "itemsizing": "constant"}})
 
 
-def _trend_figure(weekly: pd.DataFrame, metric: str) -> go.Figure:
-    fig = go.Figure()
+def _trend_figure(weekly: pd.DataFrame, metric: str) -> dict:
+    """One line per channel (in order of its name) of the metric per week."""
     label = dict(TREND_METRICS)[metric]
-    for channel, rows in weekly.groupby("channel", sort=True):
-        if rows[metric].notna().any():
-            fig.add_trace(go.Scatter(x=rows["week"], y=rows[metric], name=channel, mode="lines"))
-    if not fig.data:
+    lines: dict[str, tuple[list, list]] = {}
+    for name, week, value in zip(weekly["channel"].tolist(), weekly["week"].tolist(), _numbers(weekly[metric])):
+        weeks, values = lines.setdefault(name, ([], []))
+        weeks.append(week.isoformat())
+        values.append(value)
+    data = [{"type": "scatter", "x": weeks, "y": values, "name": name, "mode": "lines"}
+            for name, (weeks, values) in sorted(lines.items()) if any(v is not None for v in values)]
+    layout = {"height": 380, "margin": {"l": 40, "r": 10, "t": 10, "b": 40},
+              "yaxis": {"title": {"text": f"{label.lower()} per week"}},
+              "xaxis": {"title": {"text": "week (Monday)"}}, "legend": {"orientation": "h", "y": -0.2}}
+    if not data:
         why = NO_SPEND_NOTE if metric == "spend" and not weekly.empty else "No data in the period."
-        fig.add_annotation(text=why, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
-    fig.update_layout(height=380, margin={"l": 40, "r": 10, "t": 10, "b": 40},
-                      yaxis_title=f"{label.lower()} per week", xaxis_title="week (Monday)",
-                      legend={"orientation": "h", "y": -0.2})
-    return fig
+        layout["annotations"] = [_no_data(why)]
+    return _figure(data, layout)
 
 
 def _label_column(table: pd.DataFrame) -> str:
@@ -212,6 +244,41 @@ def grid_columns(frame: pd.DataFrame) -> list[dict]:
     return defs
 
 
+def _grid_rows(frame: pd.DataFrame) -> list[dict]:
+    """Rows for the grid, as ``ui.records`` makes them (no NaN, dates as ISO text),
+    column by column rather than through a copy of the frame."""
+    columns = [_cells(frame[col]) for col in frame.columns]
+    names = list(frame.columns)
+    return [dict(zip(names, row)) for row in zip(*columns)]
+
+
+def _cells(column: pd.Series) -> list:
+    values = column.tolist()
+    if isinstance(column.dtype, np.dtype) and column.dtype.kind in "iub":  # never empty
+        return values
+    return [_cell(v) for v in values]
+
+
+def _cell(value):
+    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value):
+        return None
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+# column definitions depend only on the columns and their types: made once per table shape
+# and shared (Dash only reads them)
+_DEFS: dict[tuple, list[dict]] = {}
+
+
+def _shown_columns(frame: pd.DataFrame) -> list[dict]:
+    """``grid_columns`` of the frame, from the definitions made for its shape before."""
+    shape = tuple(zip(frame.columns, map(str, frame.dtypes)))
+    defs = _DEFS.get(shape)
+    if defs is None:
+        defs = _DEFS[shape] = grid_columns(frame)
+    return defs
+
+
 # ---------------------------------------------------------------- callbacks
 
 
@@ -221,45 +288,69 @@ def _scope(search: str | None, drill: str | None) -> Filters:
     return replace(f, channel=(drill,)) if drill else f
 
 
+# the parts of the page: the charts per channel (with the drill-down choices), the table
+# with its scatter, and the weekly trend; with the inputs whose change alone redraws the part
+PARTS: dict[str, set[str]] = {
+    "charts": set(),
+    "table": {"ch-level.value", "ch-drill.value"},
+    "trend": {"ch-trend-metric.value"},
+}
+
+
+def parts_to_draw(changed: set[str]) -> set[str]:
+    """Every part when the page opens or the filter changed; otherwise the parts whose
+    own inputs changed."""
+    own = set().union(*PARTS.values())
+    if not changed or not changed <= own:
+        return set(PARTS)
+    return {part for part, inputs in PARTS.items() if inputs & changed}
+
+
 @callback(
     Output("ch-spend-note", "children"), Output("ch-shares", "figure"), Output("ch-cpr", "figure"),
     Output("ch-drill", "options"),
-    Input("url", "search"),
-)
-def refresh_overview(search):
-    """Budget shares and cost per randomized per channel, and the channels to drill into."""
-    try:
-        f = Filters.from_query(search)
-    except FilterError:
-        return no_update, no_update, no_update, no_update
-    table = channels.channel_table(context.reader(), f, "channel")
-    shares = channels.budget_shares(table)
-    options = [{"label": name, "value": cid} for cid, name in zip(table["channel_id"], table["channel"])]
-    note = "" if spend_applies(f) else NO_SPEND_NOTE
-    return note, _shares_figure(shares), _cost_figure(table), options
-
-
-@callback(
     Output("ch-table", "rowData"), Output("ch-table", "columnDefs"), Output("ch-scatter", "figure"),
+    Output("ch-trend", "figure"),
     Input("url", "search"), Input("ch-level", "value"), Input("ch-drill", "value"),
+    Input("ch-trend-metric", "value"),
 )
-def refresh_table(search, level, drill):
-    """The performance table and the volume/quality scatter at the chosen level."""
-    try:
-        f = _scope(search, drill)
-    except FilterError:
-        return no_update, no_update, no_update
-    table = channels.channel_table(context.reader(), f, level or "channel")
-    return ui.records(table), grid_columns(table), _scatter_figure(table)
+def refresh(search, level, drill, metric):
+    """The whole page on a change of filter, in one request; a change of level,
+    drill-down or trend metric redraws its own part only."""
+    return page_outputs(search, level, drill, metric, parts_to_draw(set(ctx.triggered_prop_ids)))
 
 
-@callback(Output("ch-trend", "figure"), Input("url", "search"), Input("ch-trend-metric", "value"))
-def refresh_trend(search, metric):
+def page_outputs(search: str | None, level: str | None, drill: str | None, metric: str | None,
+                 parts: set[str] = frozenset(PARTS)) -> list:
+    """The outputs of ``refresh`` (``no_update`` for a part not in ``parts``): spend note,
+    shares and cost charts, drill-down options; table rows, table columns, scatter;
+    trend. The channel table is read once when the table shows all channels."""
+    out = [no_update] * 8
     try:
         f = Filters.from_query(search)
+        scoped = _scope(search, drill)
     except FilterError:
-        return no_update
-    return _trend_figure(channels.weekly_by_channel(context.reader(), f), metric or "leads")
+        return out
+    con = context.reader()
+    level = level or "channel"
+    table = None
+    if "table" in parts:
+        table = channels.channel_table(con, scoped, level)
+        out[4:7] = [_grid_rows(table), _shown_columns(table), _scatter_figure(table)]
+    if "charts" in parts:
+        same = table is not None and scoped == f and level == "channel"
+        out[0:4] = _channel_charts(f, table if same else channels.channel_table(con, f, "channel"))
+    if "trend" in parts:
+        out[7] = _trend_figure(channels.weekly_by_channel(con, f), metric or "leads")
+    return out
+
+
+def _channel_charts(f: Filters, table: pd.DataFrame) -> list:
+    """Spend note, shares chart, cost chart and drill-down options of the channel table."""
+    names = table["channel"].tolist()
+    options = [{"label": name, "value": cid} for cid, name in zip(table["channel_id"].tolist(), names)]
+    note = "" if spend_applies(f) else NO_SPEND_NOTE
+    return [note, _shares_figure(names, channels.share_columns(table)), _cost_figure(table), options]
 
 
 @callback(

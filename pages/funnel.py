@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import dash
 import dash_bootstrap_components as dbc
+import numpy as np
 import pandas as pd
-import plotly.express as px
 import plotly.graph_objects as go
-from dash import Input, Output, State, callback, html, no_update
+from plotly.colors import qualitative
+from dash import Input, Output, State, callback, ctx, html, no_update
 
 from cockpit import context, export, ui
 from cockpit.filters import FilterError, Filters
@@ -169,6 +170,20 @@ def grid_columns(frame: pd.DataFrame) -> list[dict]:
     return defs
 
 
+# column definitions depend only on the columns and their types: made once per table shape
+# and shared (Dash only reads them)
+_DEFS: dict[tuple, list[dict]] = {}
+
+
+def _shown_columns(frame: pd.DataFrame) -> list[dict]:
+    """``grid_columns`` of the frame, from the definitions made for its shape before."""
+    shape = tuple(zip(frame.columns, map(str, frame.dtypes)))
+    defs = _DEFS.get(shape)
+    if defs is None:
+        defs = _DEFS[shape] = grid_columns(frame)
+    return defs
+
+
 def _pct(value) -> str:
     return "—" if value is None or pd.isna(value) else f"{value:.1f}%"
 
@@ -177,21 +192,29 @@ def _days(value, missing: str = "not reached") -> str:
     return missing if value is None or pd.isna(value) else f"{value:,.0f} days"
 
 
-def _funnel_figure(stages: pd.DataFrame) -> go.Figure:
+# the default look of every chart (what go.Figure would add); charts are built as plain
+# dicts, which Dash sends as they are
+_TEMPLATE = go.Figure().layout.template.to_plotly_json()
+_PALETTE = qualitative.Plotly
+
+
+def _figure(data: list[dict], layout: dict) -> dict:
+    return {"data": data, "layout": {**layout, "template": _TEMPLATE}}
+
+
+def _funnel_figure(stages: pd.DataFrame) -> dict:
     """Funnel of the cohort; the numbers sit in the stage labels, so that narrow bars
     stay readable."""
-    labels = [f"<b>{lab}</b><br>{n:,} · {_pct(c)} of leads"
-              for lab, n, c in zip(stages["label"], stages["reached"], stages["conversion_pct"])]
+    label, reached = stages["label"].tolist(), stages["reached"].tolist()
+    conversion, step = stages["conversion_pct"].tolist(), stages["step_conversion_pct"].tolist()
+    labels = [f"<b>{lab}</b><br>{n:,} · {_pct(c)} of leads" for lab, n, c in zip(label, reached, conversion)]
     hover = [f"{lab}: {n:,} persons<br>{_pct(c)} of leads" + (f", {_pct(s)} of stage before" if i else "")
-             for i, (lab, n, c, s) in enumerate(zip(stages["label"], stages["reached"],
-                                                   stages["conversion_pct"], stages["step_conversion_pct"]))]
-    steps = ["", *[f"{_pct(s)} of stage before" for s in stages["step_conversion_pct"].iloc[1:]]]
-    fig = go.Figure(go.Funnel(y=labels, x=stages["reached"], text=steps, textinfo="text",
-                              textposition="auto", marker={"color": "#3d8bfd"},
-                              connector={"fillcolor": "#dbe7fb"},
-                              hovertext=hover, hoverinfo="text"))
-    fig.update_layout(margin={"l": 10, "r": 10, "t": 10, "b": 10}, height=460)
-    return fig
+             for i, (lab, n, c, s) in enumerate(zip(label, reached, conversion, step))]
+    steps = ["", *[f"{_pct(s)} of stage before" for s in step[1:]]]
+    return _figure([{"type": "funnel", "y": labels, "x": reached, "text": steps, "textinfo": "text",
+                     "textposition": "auto", "marker": {"color": "#3d8bfd"},
+                     "connector": {"fillcolor": "#dbe7fb"}, "hovertext": hover, "hoverinfo": "text"}],
+                   {"margin": {"l": 10, "r": 10, "t": 10, "b": 10}, "height": 460})
 
 
 def _rgba(color: str, alpha: float) -> str:
@@ -200,7 +223,7 @@ def _rgba(color: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
-def _steps(x: pd.Series, y: pd.Series) -> tuple[list, list]:
+def _steps(x: list, y: list) -> tuple[list, list]:
     """Coordinates of a right-continuous step function (a KM curve)."""
     xs, ys = [], []
     for i, (xi, yi) in enumerate(zip(x, y)):
@@ -212,7 +235,7 @@ def _steps(x: pd.Series, y: pd.Series) -> tuple[list, list]:
     return xs, ys
 
 
-def _legend_name(name: str, row: pd.Series, view: str) -> str:
+def _legend_name(name: str, row: dict, view: str) -> str:
     """The group with its median time to enrolment (speed) or its share of leads
     randomized by 90 days (yield)."""
     if view == "yield":
@@ -223,37 +246,72 @@ def _legend_name(name: str, row: pd.Series, view: str) -> str:
     return f"{name} · median not reached ({row['randomized_so_far']:,} of {row['km_leads']:,} randomized)"
 
 
-def _km_figure(km: funnel.EnrolmentCurves) -> go.Figure:
-    fig = go.Figure()
-    curves, summary = km.curves, km.summary.set_index("group")
-    palette = px.colors.qualitative.Plotly
-    n_groups = curves["group"].nunique()
-    alpha = 0.15 if n_groups <= MANY_GROUPS else 0.05
-    for i, (group, rows) in enumerate(curves.groupby("group", sort=True)):
-        color = palette[i % len(palette)]
-        est = rows["pct_randomized"]
+def _km_figure(km: funnel.EnrolmentCurves) -> dict:
+    """Per group, the curve with its 95% band (two invisible lines, filled between)."""
+    curves = km.curves
+    summary = _rows_by_group(km.summary, ["pct_randomized_90d"] if km.view == "yield" else
+                             ["median_days_to_randomization", "randomized_so_far", "km_leads"])
+    points: dict[str, list[tuple]] = {}
+    for point in zip(curves["group"].tolist(), curves["group_name"].tolist(), curves["days"].tolist(),
+                     curves["pct_randomized"].tolist(), curves["pct_low"].tolist(),
+                     curves["pct_high"].tolist()):
+        points.setdefault(point[0], []).append(point)
+    alpha = 0.15 if len(points) <= MANY_GROUPS else 0.05
+    data = []
+    for i, group in enumerate(sorted(points)):
+        color = _PALETTE[i % len(_PALETTE)]
+        _, names, days, est, low, high = zip(*points[group])
         # where the band is undefined (everyone randomized) it collapses onto the estimate
-        low = rows["pct_low"].fillna(est)
-        high = rows["pct_high"].fillna(est)
-        x, y_low = _steps(rows["days"], low)
-        _, y_high = _steps(rows["days"], high)
-        _, y = _steps(rows["days"], est)
-        fig.add_trace(go.Scatter(x=x, y=y_low, mode="lines", line={"width": 0}, showlegend=False,
-                                 legendgroup=group, hoverinfo="skip"))
-        fig.add_trace(go.Scatter(x=x, y=y_high, mode="lines", line={"width": 0}, fill="tonexty",
-                                 fillcolor=_rgba(color, alpha), showlegend=False, legendgroup=group,
-                                 hoverinfo="skip"))
-        name = rows["group_name"].iloc[0]
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=_legend_name(name, summary.loc[group], km.view),
-                                 legendgroup=group, line={"color": color, "width": 2},
-                                 hovertemplate=f"{name}: %{{y:.1f}}% randomized by day %{{x}}<extra></extra>"))
+        low = [e if v != v else v for v, e in zip(low, est)]
+        high = [e if v != v else v for v, e in zip(high, est)]
+        x, y_low = _steps(days, low)
+        _, y_high = _steps(days, high)
+        _, y = _steps(days, est)
+        name = names[0]
+        data += [
+            {"type": "scatter", "x": x, "y": y_low, "mode": "lines", "line": {"width": 0},
+             "showlegend": False, "legendgroup": group, "hoverinfo": "skip"},
+            {"type": "scatter", "x": x, "y": y_high, "mode": "lines", "line": {"width": 0}, "fill": "tonexty",
+             "fillcolor": _rgba(color, alpha), "showlegend": False, "legendgroup": group, "hoverinfo": "skip"},
+            {"type": "scatter", "x": x, "y": y, "mode": "lines",
+             "name": _legend_name(name, summary[group], km.view), "legendgroup": group,
+             "line": {"color": color, "width": 2},
+             "hovertemplate": f"{name}: %{{y:.1f}}% randomized by day %{{x}}<extra></extra>"},
+        ]
     ytitle = ("% randomized (leads that enrol or still can)" if km.view == "speed"
               else "% of all leads randomized")
-    fig.update_layout(margin={"l": 50, "r": 10, "t": 10, "b": 40}, height=420,
-                      xaxis={"title": "days since the lead", "range": [0, km.horizon_days]},
-                      yaxis={"title": ytitle, "rangemode": "tozero"},
-                      legend={"orientation": "v", "x": 1.01, "y": 1, "title": {"text": "click to hide"}})
-    return fig
+    return _figure(data, {
+        "margin": {"l": 50, "r": 10, "t": 10, "b": 40}, "height": 420,
+        "xaxis": {"title": {"text": "days since the lead"}, "range": [0, km.horizon_days]},
+        "yaxis": {"title": {"text": ytitle}, "rangemode": "tozero"},
+        "legend": {"orientation": "v", "x": 1.01, "y": 1, "title": {"text": "click to hide"}}})
+
+
+def _rows_by_group(summary: pd.DataFrame, columns: list[str]) -> dict[str, dict]:
+    """Group -> its row of a Kaplan-Meier summary, the named columns only."""
+    values = [summary[col].tolist() for col in columns]
+    return {group: dict(zip(columns, row)) for group, *row in zip(summary["group"].tolist(), *values)}
+
+
+def _grid_rows(frame: pd.DataFrame) -> list[dict]:
+    """Rows for the grid, as ``ui.records`` makes them (no NaN, dates as ISO text),
+    column by column rather than through a copy of the frame."""
+    columns = [_cells(frame[col]) for col in frame.columns]
+    names = list(frame.columns)
+    return [dict(zip(names, row)) for row in zip(*columns)]
+
+
+def _cells(column: pd.Series) -> list:
+    values = column.tolist()
+    if isinstance(column.dtype, np.dtype) and column.dtype.kind in "iub":  # never empty
+        return values
+    return [_cell(v) for v in values]
+
+
+def _cell(value):
+    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value):
+        return None
+    return value.isoformat() if hasattr(value, "isoformat") else value
 
 
 def _maturity_note(m: dict):
@@ -275,8 +333,8 @@ def _km_note(km: funnel.EnrolmentCurves, end) -> str:
                 f"lead of the period stays in: leads not randomized (open or out of the funnel) "
                 f"count as not randomized up to the latest day with data ({end}). The curve is the "
                 f"share of all leads randomized by each day since the lead. {band}")
-    total = km.summary[km.summary["group"] == funnel.ALL_LEADS]
-    exited, stale = (int(total[c].iloc[0]) if len(total) else 0 for c in (funnel.EXITED, funnel.STALE))
+    total = _rows_by_group(km.summary, [funnel.EXITED, funnel.STALE]).get(funnel.ALL_LEADS)
+    exited, stale = (int(total[c]) if total else 0 for c in (funnel.EXITED, funnel.STALE))
     return (f"Days from lead to randomization of the leads that enrol or still can: randomized leads, "
             f"and open leads (no exit, a step within the last {funnel.STALE_DAYS} days, the pre-screener "
             f"passed or started within {funnel.PRESCREEN_STALE_DAYS} days), censored at "
@@ -289,54 +347,76 @@ def _km_note(km: funnel.EnrolmentCurves, end) -> str:
 
 # ---------------------------------------------------------------- callbacks
 
+# the parts of the page: cards, cohort note, funnel chart and the stage, gap and drop-off
+# tables; and the Kaplan-Meier curves with their tables; with the inputs whose change alone
+# redraws the part
+PARTS: dict[str, set[str]] = {"funnel": set(), "curves": {"fu-km-by.value", "fu-km-view.value"}}
+FUNNEL_OUTPUTS = len(CARDS) + 8
+
+
+def parts_to_draw(changed: set[str]) -> set[str]:
+    """Every part when the page opens or the filter changed; otherwise the parts whose
+    own inputs changed."""
+    own = set().union(*PARTS.values())
+    if not changed or not changed <= own:
+        return set(PARTS)
+    return {part for part, inputs in PARTS.items() if inputs & changed}
+
+
 @callback(
     [Output(cid, "children") for cid, _, _ in CARDS]
     + [Output("fu-maturity", "children"), Output("fu-funnel", "figure")]
-    + [Output(t, prop) for t in ("fu-stages", "fu-gaps", "fu-dropoff") for prop in ("rowData", "columnDefs")],
-    Input("url", "search"),
+    + [Output(t, prop) for t in ("fu-stages", "fu-gaps", "fu-dropoff") for prop in ("rowData", "columnDefs")]
+    + [Output("fu-km", "figure"), Output("fu-km-note", "children"),
+       Output("fu-risk", "rowData"), Output("fu-risk", "columnDefs"),
+       Output("fu-km-summary", "rowData"), Output("fu-km-summary", "columnDefs")],
+    Input("url", "search"), Input("fu-km-by", "value"), Input("fu-km-view", "value"),
 )
-def refresh(search):
-    """Cards, cohort warning, funnel chart, stage, gap and drop-off tables."""
+def refresh(search, by, view):
+    """The whole page on a change of filter, in one request; a change of the curves'
+    grouping or question redraws the curves and their tables only."""
+    return page_outputs(search, by, view, parts_to_draw(set(ctx.triggered_prop_ids)))
+
+
+def page_outputs(search: str | None, by: str | None, view: str | None,
+                 parts: set[str] = frozenset(PARTS)) -> list:
+    """The outputs of ``refresh`` (``no_update`` for a part not in ``parts``): cards,
+    cohort note, funnel chart, stage, gap and drop-off tables; then Kaplan-Meier chart,
+    its note, number at risk and per-group summary by channel or segment."""
+    out = [no_update] * (FUNNEL_OUTPUTS + 6)
     try:
         f = Filters.from_query(search)
     except FilterError:
-        return [no_update] * (len(CARDS) + 8)
+        return out
     con = context.reader()
-    stages = stages_frame(con, f)
-    speed = funnel.enrolment_summary(con, f, view="speed")
-    share = funnel.enrolment_summary(con, f, view="yield")
-    maturity = funnel.cohort_maturity(con, f)
+    if "funnel" in parts:
+        numbers = funnel.snapshot(con, f, by=km_key(by), view=km_view(view))
+        out[:FUNNEL_OUTPUTS] = _funnel_outputs(numbers)
+        km = numbers.curves
+    elif "curves" in parts:
+        km = km_frames(con, f, by, view)
+    if "curves" in parts:
+        out[FUNNEL_OUTPUTS:] = [_km_figure(km), _km_note(km, km.latest_day),
+                                _grid_rows(km.at_risk), _shown_columns(km.at_risk),
+                                _grid_rows(km.summary), _shown_columns(km.summary)]
+    return out
+
+
+def _funnel_outputs(numbers: funnel.Snapshot) -> list:
+    """Cards, cohort warning, funnel chart, stage, gap and drop-off tables."""
+    stages = numbers.stages.drop(columns=["stage"])
+    speed, share, maturity = numbers.speed, numbers.share, numbers.maturity
+    reached, conversion = stages["reached"].tolist(), stages["conversion_pct"].tolist()
     cards = [
-        ui.fmt_int(stages["reached"].iloc[0]), ui.fmt_int(stages["reached"].iloc[-1]),
-        _pct(stages["conversion_pct"].iloc[-1]), _pct(share["pct_randomized_90d"]),
+        ui.fmt_int(reached[0]), ui.fmt_int(reached[-1]),
+        _pct(conversion[-1]), _pct(share["pct_randomized_90d"]),
         _days(speed["median_days_to_randomization"]),
         _days(maturity["typical_days"], missing="—"),
     ]
-    gaps = funnel.stage_gaps(con, f)
-    drops = funnel.dropoff_reasons(con, f)
     tables = []
-    for frame in (stages, gaps, drops):
-        tables += [ui.records(frame), grid_columns(frame)]
+    for frame in (stages, numbers.gaps, numbers.dropoff):
+        tables += [_grid_rows(frame), _shown_columns(frame)]
     return [*cards, _maturity_note(maturity), _funnel_figure(stages), *tables]
-
-
-@callback(
-    Output("fu-km", "figure"), Output("fu-km-note", "children"),
-    Output("fu-risk", "rowData"), Output("fu-risk", "columnDefs"),
-    Output("fu-km-summary", "rowData"), Output("fu-km-summary", "columnDefs"),
-    Input("url", "search"), Input("fu-km-by", "value"), Input("fu-km-view", "value"),
-)
-def refresh_km(search, by, view):
-    """Kaplan-Meier curves, number at risk and per-group summary by channel or segment."""
-    try:
-        f = Filters.from_query(search)
-    except FilterError:
-        return [no_update] * 6
-    con = context.reader()
-    km = km_frames(con, f, by, view)
-    return (_km_figure(km), _km_note(km, funnel.last_day(con)),
-            ui.records(km.at_risk), grid_columns(km.at_risk),
-            ui.records(km.summary), grid_columns(km.summary))
 
 
 def _send(frame: pd.DataFrame, name: str, f: Filters):

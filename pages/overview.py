@@ -1,10 +1,14 @@
 """Overview: the portfolio at a glance for the weekly review."""
 from __future__ import annotations
 
+from itertools import groupby
+
 import dash
 import dash_bootstrap_components as dbc
-import plotly.express as px
+import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 from dash import Input, Output, State, callback, html, no_update
 
 from cockpit import context, export, ui
@@ -50,32 +54,87 @@ def layout(**_query) -> html.Div:
     ])
 
 
-def _enrolment_figure(curve) -> go.Figure:
-    fig = go.Figure()
-    palette = px.colors.qualitative.Plotly
-    for i, (study_id, rows) in enumerate(curve.groupby("study_id", sort=True)):
-        color = palette[i % len(palette)]
-        fig.add_trace(go.Scatter(x=rows["week"], y=rows["cumulative_randomized"], mode="lines",
-                                 name=f"{study_id} randomized", line={"color": color}))
-        fig.add_trace(go.Scatter(x=rows["week"], y=rows["target_to_date"], mode="lines",
-                                 name=f"{study_id} target pace", line={"dash": "dot", "color": color}))
-    fig.update_layout(margin={"l": 40, "r": 10, "t": 10, "b": 40}, height=340,
-                      yaxis_title="cumulative randomized", legend={"orientation": "h", "y": -0.2})
-    return fig
+# the default look of every chart (what go.Figure would add); charts are built as plain
+# dicts, which Dash sends as they are
+_TEMPLATE = go.Figure().layout.template.to_plotly_json()
+_PALETTE = qualitative.Plotly
 
 
-def _trend_figure(trend) -> go.Figure:
-    fig = go.Figure()
-    for col in ("leads", "eligible", "consented", "randomized"):
-        fig.add_trace(go.Scatter(x=trend["week"], y=trend[col], name=col, mode="lines"))
-    if trend["spend"].notna().any():
-        fig.add_trace(go.Bar(x=trend["week"], y=trend["spend"], name="spend (€)", yaxis="y2",
-                             opacity=0.25))
-    fig.update_layout(margin={"l": 40, "r": 40, "t": 10, "b": 40}, height=340,
-                      yaxis={"title": "persons per week"},
-                      yaxis2={"title": "spend (€)", "overlaying": "y", "side": "right", "showgrid": False},
-                      legend={"orientation": "h", "y": -0.2})
-    return fig
+def _figure(data: list[dict], layout: dict) -> dict:
+    return {"data": data, "layout": {**layout, "template": _TEMPLATE}}
+
+
+def _dates(values) -> list[str]:
+    return [v.isoformat() for v in values]
+
+
+def _enrolment_figure(curve: pd.DataFrame) -> dict:
+    """Per study, cumulative randomized (solid) and the target pace (dotted) by week."""
+    rows = sorted(zip(curve["study_id"].tolist(), _dates(curve["week"]),
+                      curve["cumulative_randomized"].tolist(), curve["target_to_date"].tolist()),
+                  key=lambda row: row[0])
+    data = []
+    for i, (study_id, points) in enumerate(groupby(rows, key=lambda row: row[0])):
+        _, weeks, cumulative, target = zip(*points)
+        color = _PALETTE[i % len(_PALETTE)]
+        data.append({"type": "scatter", "x": list(weeks), "y": list(cumulative), "mode": "lines",
+                     "name": f"{study_id} randomized", "line": {"color": color}})
+        data.append({"type": "scatter", "x": list(weeks), "y": list(target), "mode": "lines",
+                     "name": f"{study_id} target pace", "line": {"dash": "dot", "color": color}})
+    return _figure(data, {"margin": {"l": 40, "r": 10, "t": 10, "b": 40}, "height": 340,
+                          "yaxis": {"title": {"text": "cumulative randomized"}},
+                          "legend": {"orientation": "h", "y": -0.2}})
+
+
+def _trend_figure(trend: pd.DataFrame) -> dict:
+    """Persons per week at each stage (lines) and spend (bars, right axis)."""
+    weeks = _dates(trend["week"])
+    data = [{"type": "scatter", "x": weeks, "y": trend[col].tolist(), "name": col, "mode": "lines"}
+            for col in ("leads", "eligible", "consented", "randomized")]
+    spend = [None if pd.isna(v) else v for v in trend["spend"].tolist()]
+    if any(v is not None for v in spend):
+        data.append({"type": "bar", "x": weeks, "y": spend, "name": "spend (€)", "yaxis": "y2",
+                     "opacity": 0.25})
+    return _figure(data, {"margin": {"l": 40, "r": 40, "t": 10, "b": 40}, "height": 340,
+                          "yaxis": {"title": {"text": "persons per week"}},
+                          "yaxis2": {"title": {"text": "spend (€)"}, "overlaying": "y", "side": "right",
+                                     "showgrid": False},
+                          "legend": {"orientation": "h", "y": -0.2}})
+
+
+# column definitions depend only on the columns and their types: made once per table shape
+# and shared (Dash only reads them)
+_DEFS: dict[tuple, list[dict]] = {}
+
+
+def _shown_columns(frame: pd.DataFrame) -> list[dict]:
+    """``ui.column_defs`` of the frame, from the definitions made for its shape before."""
+    shape = tuple(zip(frame.columns, map(str, frame.dtypes)))
+    defs = _DEFS.get(shape)
+    if defs is None:
+        defs = _DEFS[shape] = ui.column_defs(frame, TABLE_HEADERS, TABLE_FORMATS)
+    return defs
+
+
+def _grid_rows(frame: pd.DataFrame) -> list[dict]:
+    """Rows for the grid, as ``ui.records`` makes them (no NaN, dates as ISO text),
+    column by column rather than through a copy of the frame."""
+    columns = [_cells(frame[col]) for col in frame.columns]
+    names = list(frame.columns)
+    return [dict(zip(names, row)) for row in zip(*columns)]
+
+
+def _cells(column: pd.Series) -> list:
+    values = column.tolist()
+    if isinstance(column.dtype, np.dtype) and column.dtype.kind in "iub":  # never empty
+        return values
+    return [_cell(v) for v in values]
+
+
+def _cell(value):
+    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value):
+        return None
+    return value.isoformat() if hasattr(value, "isoformat") else value
 
 
 @callback(
@@ -89,17 +148,15 @@ def refresh(search):
         f = Filters.from_query(search)
     except FilterError:
         return [no_update] * (len(CARDS) + 5)
-    con = context.reader()
-    k = overview.kpis(con, f)
+    numbers = overview.snapshot(context.reader(), f)
+    k = numbers.kpis
     cards = [ui.fmt_int(k["leads"]), ui.fmt_int(k["eligible"]), ui.fmt_int(k["consented"]),
              ui.fmt_int(k["randomized"]), ui.fmt_money(k["spend"]), ui.fmt_money(k["cost_per_randomized"])]
     note = ("Spend and cost are not shown: spend is recorded per study and channel, and a site "
             "or segment filter is set." if k["spend"] is None else "")
-    table = overview.study_table(con, f)
-    return [*cards, note,
-            _enrolment_figure(overview.enrolment_curve(con, f)),
-            _trend_figure(overview.weekly_trend(con, f)),
-            ui.records(table), ui.column_defs(table, TABLE_HEADERS, TABLE_FORMATS)]
+    table = numbers.studies
+    return [*cards, note, _enrolment_figure(numbers.curve), _trend_figure(numbers.trend),
+            _grid_rows(table), _shown_columns(table)]
 
 
 @callback(Output("ov-table-download", "data"), Input("ov-table-export", "n_clicks"),

@@ -135,3 +135,19 @@ def test_planted_cheapest_channel_ranks_first(demo_store, demo_raw):
     offline = table[table["channel_id"].isin(["paper_brochure", "screening_event"])]
     assert len(offline) == 2 and (offline["spend"] > 0).all()
     assert "unattributed" in set(table["channel_id"])
+
+
+@pytest.mark.parametrize("f", [Filters(), Filters.make(**MARCH), Filters.make(study="A"), Filters.make(site="A1")])
+def test_the_weekly_trend_adds_up_to_the_channel_table(tiny_con, f):
+    # both read the same stage events and spend, one grouped by week as well
+    table = rows(channels.channel_table(tiny_con, f))
+    weekly = channels.weekly_by_channel(tiny_con, f).groupby("channel_id")
+    for stage in ("leads", "eligible", "consented", "randomized"):
+        assert weekly[stage].sum().to_dict() == table[stage].to_dict(), stage
+    spent = weekly["spend"].sum(min_count=1)
+    assert spent.round(2).dropna().to_dict() == table["spend"].dropna().to_dict()
+    # campaigns and creatives split the channel's numbers without losing any
+    for level in ("campaign", "creative"):
+        per = channels.channel_table(tiny_con, f, level).groupby("channel_id")
+        assert per["leads"].sum().to_dict() == table["leads"].to_dict()
+        assert per["value"].sum().to_dict() == table["value"].to_dict()

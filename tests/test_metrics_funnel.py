@@ -436,3 +436,30 @@ def test_exits_after_the_withdrawal_are_not_drop_offs(con):
     assert consented[["exit", "reason", "persons"]].values.tolist() == [
         [funnel.CONSENT_WITHDRAWN, "consent to be contacted withdrawn", 1], [funnel.STALLED, "no outcome recorded", 1]]
     assert "Withdrew before randomization" not in table["exit"].tolist()
+
+
+@pytest.mark.parametrize("f", [Filters(), MARCH, Filters.make(channel="facebook"), Filters.make(site="nowhere")])
+@pytest.mark.parametrize("by,view", [("channel", "speed"), ("segment", "yield")])
+def test_the_page_snapshot_holds_the_numbers_of_each_function(con, f, by, view):
+    # the page reads the cohort's counts in one pass and its leads by status once
+    numbers = funnel.snapshot(con, f, by=by, view=view)
+    pd.testing.assert_frame_equal(numbers.stages, funnel.stage_conversion(con, f))
+    assert numbers.speed == funnel.enrolment_summary(con, f, view="speed")
+    assert numbers.share == funnel.enrolment_summary(con, f, view="yield")
+    assert numbers.maturity == funnel.cohort_maturity(con, f)
+    pd.testing.assert_frame_equal(numbers.gaps, funnel.stage_gaps(con, f))
+    pd.testing.assert_frame_equal(numbers.dropoff, funnel.dropoff_reasons(con, f))
+    km = funnel.enrolment_curves(con, f, by=by, view=view)
+    for part in ("summary", "curves", "at_risk"):
+        pd.testing.assert_frame_equal(getattr(numbers.curves, part), getattr(km, part))
+    assert (numbers.curves.risk_days, numbers.curves.horizon_days) == (km.risk_days, km.horizon_days)
+    assert numbers.curves.latest_day == funnel.last_day(con) == date(2026, 6, 30)
+
+
+def test_the_all_leads_row_is_the_same_whatever_the_grouping(con):
+    # one Kaplan-Meier over every lead, whether its rows come per channel or per segment
+    for view in funnel.VIEWS:
+        rows = [funnel.enrolment_curves(con, Filters(), by=by, view=view).summary.set_index("group")
+                .loc[funnel.ALL_LEADS] for by in ("channel", "segment", "site")]
+        assert rows[0].drop("group_name").equals(rows[1].drop("group_name"))
+        assert rows[0].drop("group_name").equals(rows[2].drop("group_name"))

@@ -1,6 +1,7 @@
 """Overview numbers on the tiny store, each worked out by hand from conftest.TINY_SQL."""
 from datetime import date
 
+import pandas as pd
 import pytest
 
 from cockpit.filters import Filters
@@ -92,3 +93,28 @@ def test_enrolment_curve_keeps_studies_apart(tiny_con):
     b = curve[curve["study_id"] == "B"].set_index("week")
     assert b.loc[date(2026, 3, 16), "cumulative_randomized"] == 0
     assert b.loc[date(2026, 3, 23), "cumulative_randomized"] == 1
+
+
+@pytest.mark.parametrize("f", [
+    Filters(), Filters.make(**MARCH), Filters.make(study="A"), Filters.make(phase="III"),
+    Filters.make(site="A1"), Filters.make(channel="unattributed"), Filters.make(study="nowhere"),
+])
+def test_the_page_snapshot_holds_the_numbers_of_each_function(tiny_con, f):
+    # the page reads its counts in one pass (total, per study and per week together)
+    numbers = overview.snapshot(tiny_con, f)
+    assert numbers.kpis == overview.kpis(tiny_con, f)
+    pd.testing.assert_frame_equal(numbers.studies, overview.study_table(tiny_con, f))
+    pd.testing.assert_frame_equal(numbers.curve, overview.enrolment_curve(tiny_con, f))
+    pd.testing.assert_frame_equal(numbers.trend, overview.weekly_trend(tiny_con, f))
+    # the weekly trend adds up to the period's totals
+    assert [numbers.trend[stage].sum() for stage in ("leads", "randomized")] == [
+        numbers.kpis["leads"], numbers.kpis["randomized"]]
+
+
+def test_study_table_without_spend_and_without_studies(tiny_con):
+    at_site = overview.study_table(tiny_con, Filters.make(site="A1")).set_index("study_id")
+    # A1 is a site of study A: p1, p3, p5 led there, p1 and p5 randomized
+    assert (at_site.loc["A", "leads"], at_site.loc["A", "randomized_to_date"]) == (3, 2)
+    assert at_site["spend"].isna().all() and at_site["cost_per_randomized"].isna().all()
+    none = overview.study_table(tiny_con, Filters.make(study="nowhere"))
+    assert none.empty and none.columns.tolist() == overview.STUDY_TABLE_COLUMNS

@@ -1,6 +1,8 @@
 """The Channels page in real headless Chromium on the demo store: it loads without
 console errors, a filter changes the numbers, a row click drills into campaigns, and
-the CSV export holds the rows the table shows."""
+the CSV export holds the rows the table shows; one request draws the page, a change of
+level, drill-down or trend metric only its own part."""
+from plotly.io.json import to_json_plotly
 from selenium.webdriver.common.by import By
 
 from browser import choose, click, read_download, start_signed_in, wait_until
@@ -43,6 +45,13 @@ def test_channels_page(dash_duo, cockpit_app, cockpit_users, demo_store):
     dash_duo.wait_for_element("#ch-scatter .main-svg")
     dash_duo.wait_for_element("#ch-trend .main-svg")
     assert dash_duo.find_element("#ch-spend-note").text == ""
+
+    # another trend metric redraws the trend alone: the table keeps its rows
+    click(dash_duo, dash_duo.driver.find_element(
+        By.XPATH, "//*[@id='ch-trend-metric']//label[contains(., 'Randomized')]"))
+    wait_until(lambda: "randomized per week" in dash_duo.find_element("#ch-trend .g-ytitle").text,
+               "the trend of randomized patients")
+    assert column(dash_duo, "ch-table", "channel") == everything["channel"].tolist()
 
     # a study filter changes the numbers to those of that study
     study = con.execute("SELECT min(study_id) FROM study").fetchone()[0]
@@ -105,3 +114,44 @@ def test_every_kpi_column_has_its_definition_on_hover(cockpit_app, cockpit_users
         defs = {d["field"]: d for d in grid_columns(channels.channel_table(tiny_con, Filters(), level))}
         for col in channels.KPI_COLUMNS:
             assert defs[col].get("headerTooltip"), col
+
+
+def test_a_change_of_level_or_trend_metric_redraws_its_own_part_only(cockpit_app):
+    from pages.channels import PARTS, parts_to_draw
+
+    everything = set(PARTS)
+    assert parts_to_draw(set()) == everything  # the page opens
+    assert parts_to_draw({"url.search"}) == everything
+    assert parts_to_draw({"url.search", "ch-level.value"}) == everything
+    assert parts_to_draw({"ch-level.value"}) == parts_to_draw({"ch-level.value", "ch-drill.value"}) == {"table"}
+    assert parts_to_draw({"ch-trend-metric.value"}) == {"trend"}
+
+
+def as_sent(outputs: list) -> str:
+    """Callback outputs as Dash sends them to the browser."""
+    return to_json_plotly(outputs)
+
+
+def test_one_request_draws_what_each_part_draws(cockpit_app, demo_store):
+    from dash import no_update
+
+    from pages.channels import page_outputs
+
+    con = demo_store.reader()
+    study = con.execute("SELECT min(study_id) FROM study").fetchone()[0]
+    site = con.execute("SELECT min(site_id) FROM site WHERE study_id = ?", [study]).fetchone()[0]
+    for search, level, drill in [("", None, None), (f"?study={study}", "campaign", "facebook"),
+                                 (f"?site={site}", "channel", None)]:
+        whole = page_outputs(search, level, drill, "spend")
+        charts, table, trend = (page_outputs(search, level, drill, "spend", {part})
+                                for part in ("charts", "table", "trend"))
+        assert as_sent(whole) == as_sent(charts[:4] + table[4:7] + trend[7:])
+        assert charts[4:] == [no_update] * 4 and table[:4] + table[7:] == [no_update] * 5
+        assert trend[:7] == [no_update] * 7
+        # the table is the channel table at the level, drilled into the channel
+        f = Filters.from_query(search)
+        shown = channels.channel_table(con, Filters.make(study=f.study, site=f.site, channel=drill),
+                                       level or "channel")
+        assert [row["leads"] for row in whole[4]] == shown["leads"].tolist()
+        assert [row["cost_per_randomized"] for row in whole[4]] == [
+            None if v != v else v for v in shown["cost_per_randomized"]]

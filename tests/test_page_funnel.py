@@ -1,7 +1,9 @@
 """The Funnel page in real headless Chromium on the demo store: it loads without console
 errors, a filter changes the numbers, the Kaplan-Meier grouping and question switch
 (time to enrolment, or the share of all leads randomized over time), and each CSV
-export holds the rows the table shows."""
+export holds the rows the table shows; one request draws the page, a change of the
+curves only the curves."""
+from plotly.io.json import to_json_plotly
 from selenium.webdriver.common.by import By
 
 from browser import choose, click, grid_column, read_download, start_signed_in, text_of, wait_for_rows, wait_until
@@ -108,3 +110,36 @@ def test_every_time_to_enrolment_column_has_its_definition_on_hover(cockpit_app,
         for spec in grid_columns(km.summary):
             if spec["field"] not in ("group", "group_name"):
                 assert spec.get("headerTooltip"), (view, spec["field"])
+
+
+def test_a_change_of_the_curves_redraws_the_curves_only(cockpit_app):
+    from pages.funnel import PARTS, parts_to_draw
+
+    assert parts_to_draw(set()) == parts_to_draw({"url.search"}) == set(PARTS)  # opens, new filter
+    assert parts_to_draw({"fu-km-by.value"}) == parts_to_draw({"fu-km-view.value"}) == {"curves"}
+    assert parts_to_draw({"url.search", "fu-km-by.value"}) == set(PARTS)
+
+
+def as_sent(outputs: list) -> str:
+    """Callback outputs as Dash sends them to the browser."""
+    return to_json_plotly(outputs)
+
+
+def test_one_request_draws_what_each_part_draws(cockpit_app, demo_store):
+    from dash import no_update
+
+    from pages.funnel import FUNNEL_OUTPUTS, page_outputs
+
+    con = demo_store.reader()
+    study = con.execute("SELECT min(study_id) FROM study").fetchone()[0]
+    for search, by, view in [("", None, None), (f"?study={study}", "segment", "yield")]:
+        whole = page_outputs(search, by, view)
+        cards, curves = page_outputs(search, by, view, {"funnel"}), page_outputs(search, by, view, {"curves"})
+        assert as_sent(whole) == as_sent(cards[:FUNNEL_OUTPUTS] + curves[FUNNEL_OUTPUTS:])
+        assert curves[:FUNNEL_OUTPUTS] == [no_update] * FUNNEL_OUTPUTS
+        # the cards and the group table are those of the metrics
+        f = Filters.from_query(search)
+        assert whole[0] == f"{funnel.stage_conversion(con, f)['reached'].iloc[0]:,}"
+        km = funnel.enrolment_curves(con, f, by=by or "channel", view=view or "speed")
+        assert [row["group_name"] for row in whole[-2]] == km.summary["group_name"].tolist()
+        assert [row["day_0"] for row in whole[-4]] == km.at_risk["day_0"].tolist()

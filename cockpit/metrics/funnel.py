@@ -652,10 +652,9 @@ def _curve_frame(curves: list[tuple[str, str, dict[str, np.ndarray]]]) -> pd.Dat
     """The ``CURVE_COLUMNS`` frame of (group, name, step points) per group."""
     if not curves:
         return pd.DataFrame(columns=CURVE_COLUMNS)
-    sizes = [len(points["days"]) for _, _, points in curves]
     return pd.DataFrame({
-        "group": pd.Series(np.repeat([g for g, _, _ in curves], sizes), dtype="str"),
-        "group_name": pd.Series(np.repeat([n for _, n, _ in curves], sizes), dtype="str"),
+        "group": [g for g, _, points in curves for _ in range(len(points["days"]))],
+        "group_name": [n for _, n, points in curves for _ in range(len(points["days"]))],
         **{col: np.concatenate([points[col] for _, _, points in curves])
            for col in ("days", "pct_randomized", "pct_low", "pct_high")},
     })

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from itertools import groupby
 
 import duckdb
 import numpy as np
@@ -33,13 +32,13 @@ STUDY_TABLE_COLUMNS = [
     "randomized_to_date", "pct_target", "spend", "cost_per_randomized",
 ]
 CURVE_COLUMNS = ["study_id", "week", "cumulative_randomized", "target_to_date"]
-TREND_COLUMNS = ["week", *STAGES, "spend"]
 STUDY_COLUMNS = {"study": "st.study_id", "phase": "st.phase"}
 
 # grouping of the one-pass counts -> its GROUPING SETS entry
 _GROUPS = {"total": "()", "study": "(study_id)", "week": "(week)"}
 _STAGE_PIVOT = ", ".join(f"count(*) FILTER (WHERE stage = '{name}') AS {name}" for name in STAGES)
 _ZERO = (0,) * len(STAGES)
+_RANDOMIZED = list(STAGES).index("randomized")
 
 
 @dataclass(frozen=True)
@@ -201,10 +200,10 @@ def _spend(con: duckdb.DuckDBPyConnection, f: Filters, groups: tuple[str, ...]) 
 def _grouping(groups: tuple[str, ...]) -> str:
     """Per row: whether it is of a study, whether of a week (0 = it is; grouping()
     of the column), the study id and the week."""
-    study = "grouping(study_id), study_id" if "study" in groups else "1, NULL"
-    week = "grouping(week), week" if "week" in groups else "1, NULL"
     if groups == ("total",):
         return "1, NULL, 1, NULL"  # one total row, no groups
+    study = "grouping(study_id), study_id" if "study" in groups else "1, NULL"
+    week = "grouping(week), week" if "week" in groups else "1, NULL"
     return f"{study}, {week}"
 
 
@@ -250,6 +249,7 @@ def _studies(con: duckdb.DuckDBPyConnection, f: Filters) -> list[tuple]:
 # ---------------------------------------------------------------- frames
 
 def _kpis(counts: dict[str, dict], spent: dict[str, dict] | None) -> dict:
+    """``kpis`` of the total counts and spend."""
     out = dict(zip(STAGES, counts["total"]["all"]))
     if spent is None:
         out["spend"] = None
@@ -262,36 +262,40 @@ def _kpis(counts: dict[str, dict], spent: dict[str, dict] | None) -> dict:
 
 
 def _study_table(studies: list[tuple], counts: dict[str, dict], spent: dict[str, dict] | None) -> pd.DataFrame:
+    """``study_table`` (columns ``STUDY_TABLE_COLUMNS``) of the studies and the counts
+    and spend per study; a study without events or spend has zeros."""
     if not studies:
-        ids = names = phases = ()
-        targets = active = to_date = ()
+        ids = names = phases = targets = active = to_date = ()
     else:
         ids, names, phases, targets, active, to_date = zip(*studies)
     per_study = [counts["study"].get(s, _ZERO) for s in ids]
-    table = pd.DataFrame({
+    to_date = np.array(to_date, dtype="int64")
+    targets = np.array(targets, dtype="int32")
+    randomized = [c[_RANDOMIZED] for c in per_study]
+    with np.errstate(divide="ignore", invalid="ignore"):  # a target of 0 has no share
+        pct_target = (100.0 * to_date / targets).round(1)
+    if spent is None:
+        spend = cost = np.array([None] * len(ids), dtype=object)
+    else:
+        spend = np.array([spent["study"].get(s, 0.0) for s in ids], dtype=float).round(2)
+        cost = [None if r is None else round(r, 2) for r in map(ratio, spend.tolist(), randomized)]
+    return pd.DataFrame({
         # text, or plain objects when there is no study
         "study_id": np.array(ids, dtype=object),
         "name": np.array(names, dtype=object),
         "phase": np.array(phases, dtype=object),
-        "target_randomized": np.array(targets, dtype="int32"),
+        "target_randomized": targets,
         "active_sites": np.array(active, dtype="int64"),
         **{stage: np.array([c[i] for c in per_study], dtype="int64") for i, stage in enumerate(STAGES)},
-        "randomized_to_date": np.array(to_date, dtype="int64"),
+        "randomized_to_date": to_date,
+        "pct_target": pct_target,
+        "spend": spend,
+        "cost_per_randomized": cost,
     })
-    table["pct_target"] = (100.0 * table["randomized_to_date"] / table["target_randomized"]).round(1)
-    if spent is None:
-        table["spend"] = None
-        table["cost_per_randomized"] = None
-    else:
-        table["spend"] = np.array([spent["study"].get(s, 0.0) for s in ids], dtype=float).round(2)
-        table["cost_per_randomized"] = [
-            None if r is None else round(r, 2)
-            for r in map(ratio, table["spend"], table["randomized"])
-        ]
-    return table[STUDY_TABLE_COLUMNS]
 
 
 def _empty_curve() -> pd.DataFrame:
+    """The enrolment curve without any study."""
     return pd.DataFrame(columns=CURVE_COLUMNS)
 
 
@@ -300,11 +304,13 @@ def _trend(counts: dict[str, dict], spent: dict[str, dict] | None) -> pd.DataFra
     by_week = counts["week"]
     spend_by_week = {} if spent is None else spent["week"]
     weeks = sorted(by_week.keys() | spend_by_week.keys())
-    out = pd.DataFrame({"week": np.array(weeks, dtype=object)})
-    for i, stage in enumerate(STAGES):
-        out[stage] = np.array([by_week.get(w, _ZERO)[i] for w in weeks], dtype="int64")
+    per_week = [by_week.get(w, _ZERO) for w in weeks]
     if spent is None:
-        out["spend"] = None
+        spend = np.array([None] * len(weeks), dtype=object)
     else:
-        out["spend"] = np.array([spend_by_week.get(w, np.nan) for w in weeks], dtype=float)
-    return out[TREND_COLUMNS]
+        spend = np.array([spend_by_week.get(w, np.nan) for w in weeks], dtype=float)
+    return pd.DataFrame({
+        "week": np.array(weeks, dtype=object),
+        **{stage: np.array([c[i] for c in per_week], dtype="int64") for i, stage in enumerate(STAGES)},
+        "spend": spend,
+    })
