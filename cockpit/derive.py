@@ -34,11 +34,20 @@ What "stops being counted from that moment" means for each family of metrics:
   ``metrics.sites`` (not waiting for a call).
 - forecasts: the recruitment forecast runs on randomized patients and site exposure,
   so a randomization before the withdrawal keeps counting and no open lead feeds it.
-- attribution paths (``metrics.attribution``) end at the withdrawal as well.
+- attribution paths (``journey_path``, read by ``metrics.attribution``) end at the
+  withdrawal as well.
 
 Attribution of a lead (DESIGN.md, "Channel of a lead"): the last usable touchpoint of
 the person at or before the lead, within ``LOOKBACK_DAYS``, for the same study (or for
 no particular study). A lead without a usable touch is attributed to ``unattributed``.
+
+``journey_path`` holds, per person and study of the journey, the touchpoint path the
+Attribution page credits, once per conversion mode (``PATH_ENDS``): the channels of the
+usable touches (as above) from ``LOOKBACK_DAYS`` before the lead up to the end of the
+path, oldest first, consecutive touches of one channel being one step dated by the
+latest of them, and the age of each step in whole days before the end. A path depends
+on the page's filter only through which persons it selects, so it is walked here once
+per load rather than on every filter change.
 """
 from __future__ import annotations
 
@@ -48,6 +57,15 @@ LOOKBACK_DAYS = 90
 TRACKING_KINDS = ("ad_click", "page_view", "qr_scan", "form")
 UNATTRIBUTED = "unattributed"
 PURPOSES = ("tracking", "contact_research")
+
+# Where a person's path ends, per conversion mode of the Attribution page: a journey
+# column expression. Up to the lead; or up to the randomization, and for persons not
+# randomized up to now, or up to the withdrawal of the consent to be contacted (the
+# journey holds no randomization after a withdrawal, so the earlier of the two ends it).
+PATH_ENDS = {
+    "lead": "lead_ts",
+    "randomized": "coalesce(randomized_ts, consent_withdrawn_ts, TIMESTAMP '9999-12-31')",
+}
 
 # (journey column, funnel stage): the first time the person reached the stage.
 STAGE_COLUMNS = (
@@ -88,15 +106,25 @@ def research_withdrawal_sql() -> str:
         GROUP BY c.pid"""
 
 
+def usable_touch_sql() -> str:
+    """SQL of the touchpoints of known persons that may be used: every referral and
+    event sign-up, and tracking touches of persons whose current tracking consent is
+    granted."""
+    tracking_kinds = ", ".join(f"'{k}'" for k in TRACKING_KINDS)
+    return f"""
+        SELECT t.* FROM touchpoint t
+        LEFT JOIN ({consent_state_sql('tracking')}) c USING (pid)
+        WHERE t.pid IS NOT NULL
+          AND (t.kind NOT IN ({tracking_kinds}) OR coalesce(c.granted, FALSE))"""
+
+
 def _journey_sql() -> str:
     stage_cols = ",\n        ".join(
         f"min(ts) FILTER (WHERE stage = '{stage}') AS {col}" for col, stage in STAGE_COLUMNS
     )
     stage_names = ", ".join(col for col, _ in STAGE_COLUMNS)
-    tracking_kinds = ", ".join(f"'{k}'" for k in TRACKING_KINDS)
     return f"""
-    WITH tracking AS ({consent_state_sql('tracking')}),
-    withdrawal AS ({research_withdrawal_sql()}),
+    WITH withdrawal AS ({research_withdrawal_sql()}),
     events AS (  -- funnel events before the person withdrew consent to be contacted
         SELECT e.* FROM funnel_event e LEFT JOIN withdrawal w USING (pid)
         WHERE w.consent_withdrawn_ts IS NULL OR e.ts < w.consent_withdrawn_ts
@@ -111,12 +139,7 @@ def _journey_sql() -> str:
         {stage_cols}
         FROM events GROUP BY pid, study_id
     ),
-    usable_touch AS (
-        SELECT t.* FROM touchpoint t
-        LEFT JOIN tracking c USING (pid)
-        WHERE t.pid IS NOT NULL
-          AND (t.kind NOT IN ({tracking_kinds}) OR coalesce(c.granted, FALSE))
-    ),
+    usable_touch AS ({usable_touch_sql()}),
     last_touch AS (
         SELECT l.pid, l.study_id,
                arg_max(t.channel_id, (t.ts, t.touch_id)) AS channel_id,
@@ -147,12 +170,86 @@ def rebuild_journey(con: duckdb.DuckDBPyConnection) -> int:
     """Recompute ``journey`` from the facts; returns its row count. The caller owns the
     transaction, so readers never see the table half rebuilt."""
     con.execute("DELETE FROM journey")
-    # by name: the columns added by later migrations sit at the end of the table
-    con.execute("INSERT INTO journey BY NAME " + _journey_sql())
+    # By name: the columns added by later migrations sit at the end of the table. In
+    # study, site and lead order: DuckDB keeps each row group's minimum and maximum per
+    # column, so a page filtered to a study or a site reads only that study's groups.
+    con.execute(f"INSERT INTO journey BY NAME SELECT * FROM ({_journey_sql()}) "
+                f"ORDER BY study_id, site_id, lead_ts")
     return con.execute("SELECT count(*) FROM journey").fetchone()[0]
+
+
+def _step_positions_sql(mode: str) -> str:
+    """SQL of the positions (1-based) in ``walk`` of the steps of the path of ``mode``:
+    the touches up to the mode's end whose next touch has another channel or lies past
+    the end (a run of one channel is one step, dated by its latest touch)."""
+    until = f"{mode}_until"
+    return (f"list_filter(range(1, len(walk) + 1), lambda i: walk[i].ts <= {until} AND "
+            f"(i = len(walk) OR walk[i + 1].channel_id <> walk[i].channel_id "
+            f"OR walk[i + 1].ts > {until}))")
+
+
+def journey_path_sql() -> str:
+    """SQL of the ``journey_path`` rows: per person and study of ``journey`` with a
+    usable touch, for each mode of ``PATH_ENDS``, ``<mode>_channels`` (the channels of
+    the path's steps, oldest first) and ``<mode>_ages`` (each step's age in whole days
+    before the path's end, rounded down); both NULL when no usable touch lies between
+    ``LOOKBACK_DAYS`` before the lead and that end.
+
+    The touches are read once for every mode, up to the latest end, into one list per
+    person and study ordered by time, then id (``walk``): each mode's touches are the
+    first ones of that list, those up to its end."""
+    ends = ", ".join(f"{expr} AS {mode}_until" for mode, expr in PATH_ENDS.items())
+    reach = ", ".join(f"p.{mode}_until" for mode in PATH_ENDS)
+    carried = ", ".join(f"any_value({mode}_until) AS {mode}_until" for mode in PATH_ENDS)
+    positions = ",\n               ".join(
+        f"{_step_positions_sql(mode)} AS {mode}_steps" for mode in PATH_ENDS)
+    columns = ",\n           ".join(
+        f"CASE WHEN len({mode}_steps) > 0 THEN list_transform({mode}_steps, lambda i: "
+        f"walk[i].channel_id) END AS {mode}_channels,\n           "
+        f"CASE WHEN len({mode}_steps) > 0 THEN list_transform({mode}_steps, lambda i: "
+        f"CAST(floor(epoch({mode}_until - walk[i].ts) / 86400) AS INTEGER)) END AS {mode}_ages"
+        for mode in PATH_ENDS)
+    return f"""
+    WITH persons AS (
+        SELECT pid, study_id, lead_ts, {ends} FROM journey
+    ),
+    touches AS (
+        SELECT p.*, t.ts, t.touch_id, t.channel_id
+        FROM persons p
+        JOIN ({usable_touch_sql()}) t
+          ON t.pid = p.pid
+         AND (t.study_id IS NULL OR t.study_id = p.study_id)
+         AND t.ts <= greatest({reach})
+         AND t.ts >= p.lead_ts - INTERVAL {LOOKBACK_DAYS} DAY
+    ),
+    walks AS (  -- sorting each list is cheaper than an ordered aggregate
+        SELECT pid, study_id, {carried},
+               list_sort(list({{'ts': ts, 'touch_id': touch_id, 'channel_id': channel_id}})) AS walk
+        FROM touches GROUP BY pid, study_id
+    ),
+    steps AS (
+        SELECT *,
+               {positions}
+        FROM walks
+    )
+    SELECT pid, study_id,
+           {columns}
+    FROM steps
+    """
+
+
+def rebuild_journey_path(con: duckdb.DuckDBPyConnection) -> int:
+    """Recompute ``journey_path`` from ``journey`` and the touchpoints (run it after
+    ``rebuild_journey``); returns its row count. The caller owns the transaction."""
+    con.execute("DELETE FROM journey_path")
+    # in study order, as the journey: a page filtered to a study reads only its groups
+    con.execute(f"INSERT INTO journey_path BY NAME SELECT * FROM ({journey_path_sql()}) "
+                f"ORDER BY study_id")
+    return con.execute("SELECT count(*) FROM journey_path").fetchone()[0]
 
 
 def refresh(con: duckdb.DuckDBPyConnection) -> None:
     """Everything derived from the facts. The loader calls it after each run that loaded
     a file, inside the run's closing transaction."""
     rebuild_journey(con)
+    rebuild_journey_path(con)

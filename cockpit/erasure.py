@@ -11,9 +11,10 @@ putting that file in place of the old one leaves nothing of the person behind.
 What is removed, and what stays:
 
 - every row whose ``pid`` is the person's: ``person``, ``visitor_link``,
-  ``touchpoint``, ``funnel_event``, ``consent_event``, the derived ``journey``, and any
-  other table with a ``pid`` column (found at run time, so a later migration is not
-  missed); ``touchpoint.hcp_pid`` names a physician and is not a data subject here;
+  ``touchpoint``, ``funnel_event``, ``consent_event``, the derived ``journey`` and
+  ``journey_path``, and any other table with a ``pid`` column (found at run time, so a
+  later migration is not missed); ``touchpoint.hcp_pid`` names a physician and is not a
+  data subject here;
 - anonymous touchpoints of the person's web visitors (cookie ids linked to the person);
 - refused rows of the person in ``quarantine`` (their ``raw`` holds no contact, but it
   holds ids: the person's visitor ids and the ids of the person's own records, such as
@@ -43,7 +44,8 @@ Progress = Callable[[str], None]
 # Tables whose rows of a person are found by their pid column, in deletion order
 # (derived before facts before the person). Other tables with a pid column are found
 # at run time and handled the same way.
-PID_TABLES = ("journey", "touchpoint", "funnel_event", "consent_event", "visitor_link", "person")
+PID_TABLES = ("journey", "journey_path", "touchpoint", "funnel_event", "consent_event", "visitor_link",
+              "person")
 
 # How the loaders make the ids of a person's rows from the ids of the export rows
 # ('pre:<response_id>:lead', 'pipe:<record_id>', ...): the prefix names the field of the
@@ -60,7 +62,7 @@ ID_PREFIX_FIELDS = {
 
 # What else is computed from the facts, and how erasure deals with it.
 DERIVED_NOTES = (
-    "journey: rebuilt from the remaining facts (cockpit.derive.refresh)",
+    "journey and journey_path: rebuilt from the remaining facts (cockpit.derive.refresh)",
     "alert evaluations and alert states keep the aggregate values seen when they were "
     "evaluated (a record of what was judged and sent; no person-level data); the next "
     "evaluation uses the data without the person",
@@ -338,7 +340,7 @@ def _delete(con: duckdb.DuckDBPyConnection, selection: Selection, subject: str,
             "VALUES ('erasure', ?, ?, ?, ?)", [subject, requested, now, requested_by])
         entry = audit.append(con, requested_by, "erasure", target=subject,
                              new_value={t: n for t, n in deleted.items() if n}, ts=now)
-        say("Rebuilding the journey table ...")
+        say("Rebuilding the journey tables ...")
         derive.refresh(con)
         con.execute("COMMIT")
     except BaseException:

@@ -82,9 +82,9 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
     return applied
 
 
-# Migrations after which the derived tables must be rebuilt from the facts (a column
-# they add is filled by the rebuild).
-REBUILDS_DERIVED = frozenset({5})
+# Migrations after which the derived tables must be rebuilt from the facts (a column or
+# a table they add is filled by the rebuild).
+REBUILDS_DERIVED = frozenset({5, 7})
 
 
 def _rebuild_derived(con: duckdb.DuckDBPyConnection) -> None:

@@ -1,6 +1,7 @@
 """The journey table: one row per person and study, attributed by last consented touch,
-ending where the person withdrew the consent to be contacted for research."""
-from datetime import date
+ending where the person withdrew the consent to be contacted for research; and the
+touchpoint paths of the Attribution page derived with it."""
+from datetime import date, datetime
 
 import pytest
 
@@ -133,3 +134,113 @@ def test_consent_state_sql_rejects_an_unknown_purpose():
 def test_the_migration_adds_the_column(tiny_con):
     cols = [r[0] for r in tiny_con.execute("DESCRIBE journey").fetchall()]
     assert cols[-1] == "consent_withdrawn_ts"
+
+
+# ---------------------------------------------------------------- touchpoint paths
+
+def paths(con, mode: str) -> dict:
+    return {r[0]: (r[1], r[2]) for r in con.execute(
+        f"SELECT pid, {mode}_channels, {mode}_ages FROM journey_path ORDER BY pid").fetchall()}
+
+
+def test_paths_of_the_tiny_store_by_hand(tiny_con):
+    # p1: facebook clicks 03-02 10:00 and 03-04 10:00, lead 03-03 12:00, randomized 03-20
+    # 10:00. Up to the lead the second click lies past the end: one step, 1 day 2 h old.
+    # Up to randomization the two clicks are one run, dated by the later: 16 days.
+    # p2: referral at the lead 03-04 09:00, not randomized: up to now (9999-12-31).
+    # p3: its only click lost its tracking consent: no path, no row.
+    # p4: click 03-05 07:00, lead 08:00, randomized 03-25 08:00 (20 days 1 h).
+    # p5: referral at the lead 02-10 09:00, randomized 03-05 09:00 (23 days).
+    assert paths(tiny_con, "lead") == {
+        "p1": (["facebook"], [1]), "p2": (["hcp_referral"], [0]),
+        "p4": (["facebook"], [0]), "p5": (["hcp_referral"], [0])}
+    up_to_now = (datetime(9999, 12, 31) - datetime(2026, 3, 4, 9)).days
+    assert paths(tiny_con, "randomized") == {
+        "p1": (["facebook"], [16]), "p2": (["hcp_referral"], [up_to_now]),
+        "p4": (["facebook"], [20]), "p5": (["hcp_referral"], [23])}
+
+
+def test_paths_are_rebuilt_with_the_journey(tiny_con):
+    # p2 grants tracking and clicks twice before the referral, the second time on another
+    # channel's ad; p1 withdraws the consent to be contacted on 03-12: its path up to
+    # randomization now ends there (the randomization of 03-20 no longer counts)
+    tiny_con.execute("""
+        INSERT INTO channel VALUES ('google', 'Google', 'search', TRUE);
+        INSERT INTO consent_event VALUES
+          ('c2', 'p2', 'tracking', TRUE, '2026-03-01 08:00', NULL, 'v1', 'f'),
+          ('r1a', 'p1', 'contact_research', TRUE,  '2026-03-03 11:00', NULL, 'v1', 'f'),
+          ('r1b', 'p1', 'contact_research', FALSE, '2026-03-12 00:00', NULL, 'v1', 'f');
+        INSERT INTO touchpoint VALUES
+          ('t7', 'p2', 'v2', '2026-03-01 10:00', 'ad_click', 'facebook', 'CA', NULL, 'A', NULL, NULL, 'f'),
+          ('t8', 'p2', 'v2', '2026-03-02 10:00', 'ad_click', 'google', NULL, NULL, NULL, NULL, NULL, 'f'),
+          ('t9', 'p2', 'v2', '2026-03-03 10:00', 'ad_click', 'google', NULL, NULL, 'B', NULL, NULL, 'f');
+    """)
+    derive.refresh(tiny_con)
+    # t9 is of study B, p2's lead is of study A: not on the path
+    assert paths(tiny_con, "lead")["p2"] == (["facebook", "google", "hcp_referral"], [2, 1, 0])
+    assert paths(tiny_con, "randomized")["p1"] == (["facebook"], [7])  # 03-04 10:00 to 03-12 00:00
+    assert tiny_con.execute("SELECT count(*) FROM journey_path").fetchone()[0] == 4
+
+
+def walked_paths(con, mode: str) -> set:
+    """The paths of every person walked straight from the touchpoints, one mode at a
+    time, as the Attribution page used to on each filter change."""
+    until = {"lead": "j.lead_ts",
+             "randomized": "coalesce(j.randomized_ts, j.consent_withdrawn_ts, TIMESTAMP '9999-12-31')"}[mode]
+    rows = con.execute(f"""
+    WITH tracking AS ({derive.consent_state_sql('tracking')}),
+    touches AS (
+        SELECT j.pid, j.study_id, {until} AS until, t.ts, t.touch_id, t.channel_id
+        FROM journey j
+        JOIN touchpoint t
+          ON t.pid = j.pid
+         AND (t.study_id IS NULL OR t.study_id = j.study_id)
+         AND t.ts <= {until}
+         AND t.ts >= j.lead_ts - INTERVAL 90 DAY
+        LEFT JOIN tracking c ON c.pid = t.pid
+        WHERE t.kind NOT IN ('ad_click', 'page_view', 'qr_scan', 'form') OR coalesce(c.granted, FALSE)
+    ),
+    steps AS (
+        SELECT *, lead(channel_id) OVER (PARTITION BY pid, study_id ORDER BY ts, touch_id) AS next_channel
+        FROM touches
+    )
+    SELECT pid, study_id,
+           list(channel_id ORDER BY ts, touch_id),
+           list(CAST(floor(epoch(until - ts) / 86400) AS INTEGER) ORDER BY ts, touch_id)
+    FROM steps
+    WHERE next_channel IS DISTINCT FROM channel_id   -- the last touch of each run
+    GROUP BY pid, study_id
+    """).fetchall()
+    return {(pid, study, tuple(channels), tuple(ages)) for pid, study, channels, ages in rows}
+
+
+@pytest.mark.parametrize("mode", ["lead", "randomized"])
+def test_demo_paths_equal_the_walk_over_the_touchpoints(demo_store, mode):
+    con = demo_store.reader()
+    stored = {(pid, study, tuple(channels), tuple(ages)) for pid, study, channels, ages in con.execute(
+        f"SELECT pid, study_id, {mode}_channels, {mode}_ages FROM journey_path "
+        f"WHERE {mode}_channels IS NOT NULL").fetchall()}
+    assert stored == walked_paths(con, mode)
+    # the comparison covers multi-step paths and persons without any path
+    assert sum(len(p[2]) > 1 for p in stored) > 100
+    persons, with_row = con.execute(
+        "SELECT count(*), count(p.pid) FROM journey j "
+        "LEFT JOIN journey_path p USING (pid, study_id)").fetchone()
+    assert 0 < with_row < persons
+    assert con.execute("SELECT count(*), count(DISTINCT (pid, study_id)) FROM journey_path").fetchone() \
+        == (with_row, with_row)
+
+
+def test_opening_a_store_of_the_previous_schema_fills_the_paths(tmp_path):
+    import duckdb
+
+    from conftest import tiny_store_file
+    from cockpit.store import open_db
+
+    path = tiny_store_file(tmp_path / "old.duckdb")
+    con = duckdb.connect(str(path))
+    con.execute("DROP TABLE journey_path; DELETE FROM schema_migration WHERE version = 7")
+    con.close()
+    con = open_db(path)
+    assert sorted(paths(con, "lead")) == ["p1", "p2", "p4", "p5"]
+    con.close()

@@ -72,18 +72,20 @@ def leads(con) -> dict[str, int]:
     return dict(con.execute("SELECT study_id, count(*) FROM journey GROUP BY 1 ORDER BY 1").fetchall())
 
 
-def test_erasing_p1_removes_its_nine_rows_and_one_lead(tiny_db):
+def test_erasing_p1_removes_its_ten_rows_and_one_lead(tiny_db):
     # p1: 1 person, touchpoints t1 and t6, funnel events e1..e4, consent c1, one journey
+    # and its touchpoint path
     report = erase(tiny_db, "p1", "cli:test", received_at=RECEIVED)
     assert report.status == "erased"
     assert {t: n for t, n in report.rows.items() if n} == {
-        "journey": 1, "touchpoint": 2, "funnel_event": 4, "consent_event": 1, "person": 1}
-    assert report.total == 9
+        "journey": 1, "journey_path": 1, "touchpoint": 2, "funnel_event": 4, "consent_event": 1, "person": 1}
+    assert report.total == 10
     con = open_db(tiny_db)
     try:
         # study A had leads p1, p2, p3, p5; B had p4
         assert leads(con) == {"A": 3, "B": 1}
-        for table in ("person", "touchpoint", "funnel_event", "consent_event", "journey", "visitor_link"):
+        for table in ("person", "touchpoint", "funnel_event", "consent_event", "journey", "journey_path",
+                      "visitor_link"):
             assert con.execute(f"SELECT count(*) FROM {table} WHERE pid = 'p1'").fetchone()[0] == 0
         # the others keep their attribution: p2 and p5 by referral, p4 by an ad; p3 withdrew
         # tracking consent, so its ad click does not count
@@ -97,7 +99,7 @@ def test_erasing_p1_removes_its_nine_rows_and_one_lead(tiny_db):
         entry = con.execute("SELECT actor, action, target, new_value FROM audit_log").fetchall()
         assert entry == [("cli:test", "erasure", subject,
                           json.dumps({"consent_event": 1, "funnel_event": 4, "journey": 1,
-                                      "person": 1, "touchpoint": 2}, sort_keys=True))]
+                                      "journey_path": 1, "person": 1, "touchpoint": 2}, sort_keys=True))]
         assert audit.verify(con).ok
     finally:
         con.close()
@@ -262,9 +264,9 @@ def small_store(tmp_path) -> Path:
 def test_quarantined_rows_of_the_person_go_with_the_person(small_store):
     report = erase(small_store, ANNA, "cli:test")
     # Anna: person, link v-anna, touchpoints we-1 and her form, lead/started/outcome and
-    # PL-1, consent cs-1, journey, and the refused rows we-2 and PL-1 (by their ids)
+    # PL-1, consent cs-1, journey and path, and the refused rows we-2 and PL-1 (by their ids)
     assert {t: n for t, n in report.rows.items() if n} == {
-        "quarantine": 2, "journey": 1, "touchpoint": 2, "funnel_event": 4, "consent_event": 1,
+        "quarantine": 2, "journey": 1, "journey_path": 1, "touchpoint": 2, "funnel_event": 4, "consent_event": 1,
         "visitor_link": 1, "person": 1}
     con = open_db(small_store)
     try:
@@ -302,7 +304,8 @@ def test_old_exports_loaded_again_do_not_bring_the_person_back(small_store, tmp_
         assert (summary.rows_read, summary.rows_accepted, summary.rows_erased, summary.rows_quarantined) == (5, 2, 3, 0)
         assert con.execute("SELECT rows_erased FROM load_run WHERE run_id = ?",
                            [summary.run_id]).fetchone()[0] == 3
-        for table in ("person", "visitor_link", "touchpoint", "funnel_event", "consent_event", "journey"):
+        for table in ("person", "visitor_link", "touchpoint", "funnel_event", "consent_event", "journey",
+                      "journey_path"):
             assert con.execute(f"SELECT count(*) FROM {table} WHERE pid = ?", [ANNA]).fetchone()[0] == 0, table
         assert con.execute("SELECT stage FROM funnel_event WHERE event_id = 'pipe:PL-3'").fetchall() == [("consented",)]
         assert con.execute("SELECT count(*) FROM journey").fetchone()[0] == 1
@@ -319,9 +322,9 @@ def test_command_erases_by_email_and_prints_what_it_did(small_store, monkeypatch
                                                 "--received", "2026-01-20", "--yes"])
     assert result.exit_code == 0, result.output
     out = result.output
-    assert f"Erased person {ANNA}: 12 rows removed." in out
+    assert f"Erased person {ANNA}: 13 rows removed." in out
     assert "  funnel_event                4" in out and "  quarantine                  2" in out
-    assert "  total                      12" in out
+    assert "  total                      13" in out
     assert f"File size before: {size:,} bytes" in out
     assert f"The database file {small_store} was rewritten" in out
     assert "request received 2026-01-20 00:00 UTC" in out
@@ -337,7 +340,7 @@ def test_command_asks_first_and_a_no_changes_nothing(small_store, monkeypatch):
     before = small_store.read_bytes()
     result = CliRunner().invoke(erase_command, ["--db", str(small_store), "--pid", ANNA], input="n\n")
     assert result.exit_code == 1
-    assert f"Erase person {ANNA} from {small_store}: 12 rows" in result.output
+    assert f"Erase person {ANNA} from {small_store}: 13 rows" in result.output
     assert "Aborted" in result.output
     assert small_store.read_bytes() == before
 
@@ -533,7 +536,8 @@ def test_demo_exports_sent_again_are_counted_as_erased(demo_case, demo_raw, demo
         summary = load_folder(con, folder, demo_key, after_load=derive.refresh)
         assert summary.rows_erased == expected_erased >= 5
         assert (summary.rows_accepted, summary.rows_quarantined) == (1, 0)
-        for table in ("person", "visitor_link", "touchpoint", "funnel_event", "consent_event", "journey"):
+        for table in ("person", "visitor_link", "touchpoint", "funnel_event", "consent_event", "journey",
+                      "journey_path"):
             assert con.execute(f"SELECT count(*) FROM {table} WHERE pid = ?",
                                [demo_case.pid]).fetchone()[0] == 0, table
         assert leads(con) == {s: n - demo_case.person_leads.get(s, 0) for s, n in demo_case.leads_before.items()}

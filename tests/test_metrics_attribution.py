@@ -58,12 +58,16 @@ def test_filters_apply_to_persons(tiny_con):
 
 
 def add_multi_touch(con):
-    """p2 grants tracking and clicks a facebook ad three days before the referral."""
+    """p2 grants tracking and clicks a facebook ad three days before the referral (the
+    paths are derived, so they are rebuilt as after a load)."""
+    from cockpit import derive
+
     con.execute("""
         INSERT INTO consent_event VALUES ('c2', 'p2', 'tracking', TRUE, '2026-03-01 08:00', NULL, 'v1', 'f');
         INSERT INTO touchpoint VALUES
           ('t7', 'p2', 'v2', '2026-03-01 10:00', 'ad_click', 'facebook', 'CA', NULL, 'A', NULL, NULL, 'f');
     """)
+    derive.refresh(con)
 
 
 def test_multi_step_path_and_time_decay_ages(tiny_con):

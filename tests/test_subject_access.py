@@ -18,11 +18,12 @@ from test_erasure import ANNA, BERT, KEY_TEXT, copy_store, small_store  # noqa: 
 
 def test_p3_holds_eight_rows_and_tracking_consent_is_withdrawn(tiny_db):
     # p3: person, touchpoint t3, lead e7 and ineligible e8, consents c3a (granted) and
-    # c3b (withdrawn two days later), one journey
+    # c3b (withdrawn two days later), one journey; no touchpoint path (the click lost its
+    # tracking consent)
     result = subject_access(tiny_db, "p3", "cli:dpo", received_at=datetime(2026, 3, 20, tzinfo=timezone.utc))
     assert result["pid"] == "p3" and result["found"]
     assert result["counts"] == {"person": 1, "visitor_link": 0, "touchpoint": 1, "funnel_event": 2,
-                                "consent_event": 2, "journey": 1, "quarantine": 0}
+                                "consent_event": 2, "journey": 1, "journey_path": 0, "quarantine": 0}
     assert [r["event_id"] for r in result["rows"]["funnel_event"]] == ["e7", "e8"]
     assert result["rows"]["person"] == [{"pid": "p3", "birth_year": 1990, "segment_id": "adults",
                                          "first_seen": "2026-03-09T00:00:00Z"}]
@@ -85,12 +86,12 @@ def test_command_json_lists_the_persons_rows(small_store, monkeypatch):  # noqa:
     answer = json.loads(result.output)
     assert answer["pid"] == ANNA
     # person, link v-anna, web ad click and form, lead/started/outcome + PL-1, consent
-    # cs-1, journey, refused rows we-2 and PL-1
+    # cs-1, journey and its touchpoint path, refused rows we-2 and PL-1
     assert answer["counts"] == {"person": 1, "visitor_link": 1, "touchpoint": 2, "funnel_event": 4,
-                                "consent_event": 1, "journey": 1, "quarantine": 2}
+                                "consent_event": 1, "journey": 1, "journey_path": 1, "quarantine": 2}
     assert sorted(r["event_id"] for r in answer["rows"]["funnel_event"]) == [
         "pipe:PL-1", "pre:R-1:lead", "pre:R-1:outcome", "pre:R-1:started"]
-    assert {r["pid"] for t in ("person", "touchpoint", "funnel_event", "consent_event", "journey")
+    assert {r["pid"] for t in ("person", "touchpoint", "funnel_event", "consent_event", "journey", "journey_path")
             for r in answer["rows"][t]} == {ANNA}
     assert answer["rows"]["visitor_link"][0]["visitor_id"] == "v-anna"
     assert answer["consent"]["tracking"]["granted"] is True
@@ -116,7 +117,7 @@ def test_command_summary_is_readable(small_store):  # noqa: F811
     assert "In the erasure ledger: no" in lines
     # Bert: rows like Anna's, and the refused web event we-3 of his visitor; his refused
     # pipeline row PL-9 names no id he has in the store, so nothing ties it to him
-    assert "Rows held: 11" in lines
+    assert "Rows held: 12" in lines
     assert "  touchpoint            2" in lines
     assert any(line.startswith("  tracking         granted since 2026-01-02T08:00:00Z") for line in lines)
     assert lines[-1].startswith("Recorded as access request 1 (received ")
@@ -159,13 +160,14 @@ def test_demo_person_counts_match_the_tables(demo_db, tmp_path):
     try:
         pid = con.execute("SELECT pid FROM journey WHERE randomized_ts IS NOT NULL ORDER BY pid LIMIT 1").fetchone()[0]
         expected = {t: con.execute(f"SELECT count(*) FROM {t} WHERE pid = ?", [pid]).fetchone()[0]
-                    for t in ("person", "visitor_link", "touchpoint", "funnel_event", "consent_event", "journey")}
+                    for t in ("person", "visitor_link", "touchpoint", "funnel_event", "consent_event", "journey",
+                              "journey_path")}
         latest = dict(con.execute("SELECT purpose, arg_max(granted, ts) FROM consent_event WHERE pid = ? "
                                   "GROUP BY 1", [pid]).fetchall())
         result = record_access(con, pid, "cli:dpo")
     finally:
         con.close()
     assert {t: n for t, n in result["counts"].items() if t != "quarantine"} == expected
-    assert expected["funnel_event"] >= 5 and expected["journey"] == 1
+    assert expected["funnel_event"] >= 5 and expected["journey"] == 1 and expected["journey_path"] <= 1
     assert {p: c["granted"] for p, c in result["consent"].items()} == latest
     assert all(len(result["rows"][t]) == n for t, n in expected.items())

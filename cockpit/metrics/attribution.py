@@ -20,7 +20,9 @@ convert, the others (also those still in process) are nulls.
 
 The filter applies to the persons: study, phase, site and segment of their journey, the
 lead date in the date range, and a channel filter keeps persons whose path touches one
-of the chosen channels. Only path -> counts rows leave the database.
+of the chosen channels. A path does not depend on the filter otherwise, so the paths are
+walked once per load into ``journey_path`` (``derive.journey_path_sql``) and a filter
+change reads them from there. Only path -> counts rows leave the database.
 """
 from __future__ import annotations
 
@@ -29,7 +31,6 @@ import numpy as np
 import pandas as pd
 
 from cockpit.analytics import attribution as attr
-from cockpit.derive import LOOKBACK_DAYS, TRACKING_KINDS, consent_state_sql
 from cockpit.filters import Filters
 
 MODES = {"lead": "up to the lead", "randomized": "up to randomization"}
@@ -46,48 +47,18 @@ def _mode(mode: str) -> str:
 
 
 def _person_paths_sql(f: Filters, mode: str) -> tuple[str, list]:
-    """One row per person and study of the filter: path text, step channels, ages of the
-    steps in whole days before the conversion, converted flag. Persons without a usable
-    touch have an empty path."""
+    """One row per person and study of the filter: converted flag, step channels, ages
+    of the steps in whole days before the conversion (``journey_path``). Persons without
+    a usable touch have no path (NULL channels)."""
     where, params = f.without("channel").where(PERSON_COLUMNS, date_column="j.lead_ts")
-    if mode == "lead":
-        until, converted = "j.lead_ts", "TRUE"
-    else:
-        # the journey holds no randomization after a withdrawal, so the earlier of the two ends the path
-        until = "coalesce(j.randomized_ts, j.consent_withdrawn_ts, TIMESTAMP '9999-12-31')"
-        converted = "j.randomized_ts IS NOT NULL"
-    kinds = ", ".join(f"'{k}'" for k in TRACKING_KINDS)
+    # mode is checked by _mode: journey_path has a pair of columns per mode (derive.PATH_ENDS)
+    converted = "TRUE" if mode == "lead" else "j.randomized_ts IS NOT NULL"
     sql = f"""
-    WITH tracking AS ({consent_state_sql('tracking')}),
-    persons AS (
-        SELECT j.pid, j.study_id, j.lead_ts, {until} AS until, {converted} AS converted
-        FROM journey j WHERE {where}
-    ),
-    touches AS (
-        SELECT p.pid, p.study_id, p.until, t.ts, t.touch_id, t.channel_id
-        FROM persons p
-        JOIN touchpoint t
-          ON t.pid = p.pid
-         AND (t.study_id IS NULL OR t.study_id = p.study_id)
-         AND t.ts <= p.until
-         AND t.ts >= p.lead_ts - INTERVAL {LOOKBACK_DAYS} DAY
-        LEFT JOIN tracking c ON c.pid = t.pid
-        WHERE t.kind NOT IN ({kinds}) OR coalesce(c.granted, FALSE)
-    ),
-    steps AS (
-        SELECT *, lead(channel_id) OVER (PARTITION BY pid, study_id ORDER BY ts, touch_id) AS next_channel
-        FROM touches
-    ),
-    walked AS (
-        SELECT pid, study_id,
-               list(channel_id ORDER BY ts, touch_id) AS channels,
-               list(CAST(floor(epoch(until - ts) / 86400) AS INTEGER) ORDER BY ts, touch_id) AS ages
-        FROM steps
-        WHERE next_channel IS DISTINCT FROM channel_id   -- the last touch of each run
-        GROUP BY pid, study_id
-    )
-    SELECT p.pid, p.converted, w.channels, w.ages
-    FROM persons p LEFT JOIN walked w USING (pid, study_id)
+    SELECT j.pid, {converted} AS converted,
+           p.{mode}_channels AS channels, p.{mode}_ages AS ages
+    FROM journey j
+    LEFT JOIN journey_path p ON p.pid = j.pid AND p.study_id = j.study_id
+    WHERE {where}
     """
     return sql, params
 
