@@ -202,7 +202,7 @@ def _serve(db: Path, host: str, port: int, source: Path | None, interval: int,
     from cockpit import config as settings
     from cockpit import scheduler
     from cockpit.config import FolderSource
-    from cockpit.store import Store
+    from cockpit.store import SERVING_MEMORY_LIMIT, Store
 
     config = _read_config(config_path)
     if config is not None and source is None:
@@ -211,8 +211,9 @@ def _serve(db: Path, host: str, port: int, source: Path | None, interval: int,
         folder = source or Path("data/raw")
         sources = [FolderSource(name=str(folder), path=folder, interval_seconds=interval)]
     key = _key(config, db)
+    server = config.server if config else {}
     try:
-        store = Store(db)
+        store = Store(db, memory_limit=server.get("memory_limit", SERVING_MEMORY_LIMIT))
     except StoreError as exc:
         _fail(str(exc))
     settings.set_current(config)

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from cockpit.store import memory_limit_problem
+
 ENV_SECRET_KEY = "COCKPIT_SECRET_KEY"
 ENV_SMTP_USER = "COCKPIT_SMTP_USER"
 ENV_SMTP_PASSWORD = "COCKPIT_SMTP_PASSWORD"
@@ -425,10 +427,11 @@ def _server(check: _Checker, value: Any) -> dict[str, Any]:
     body = check.table("server", value)
     if body is None:
         return {}
-    check.keys("server", body, {"https", "idle_minutes"})
+    check.keys("server", body, {"https", "idle_minutes", "memory_limit"})
     out = {
         "https": check.value("server", body, "https", "boolean", None),
         "idle_minutes": check.value("server", body, "idle_minutes", "integer", None, _at_least(1)),
+        "memory_limit": check.value("server", body, "memory_limit", "text", None, memory_limit_problem),
     }
     return {k: v for k, v in out.items() if v is not None}
 

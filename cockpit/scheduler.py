@@ -73,9 +73,12 @@ def run_source(store: Store, source: Source, key: bytes, retry_quarantined: bool
                settle_seconds: float | None = None) -> LoadSummary:
     """One load run of ``source`` on the writer thread (a folder waits ``settle_seconds``
     for fresh files, default its own setting). Raises what the load raises."""
-    return store.write_sync(lambda con: load_source(
-        con, source, key, after_load=derive.refresh, retry_quarantined=retry_quarantined,
-        settle_seconds=settle_seconds))
+    def run(con) -> LoadSummary:
+        with store.memory_lifted(con):
+            return load_source(con, source, key, after_load=derive.refresh,
+                               retry_quarantined=retry_quarantined, settle_seconds=settle_seconds)
+
+    return store.write_sync(run)
 
 
 def alert_job(store: Store, alerting: Alerting) -> None:

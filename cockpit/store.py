@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import threading
 from concurrent.futures import Future
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 import duckdb
 
@@ -131,13 +133,31 @@ def open_db(path: str | os.PathLike, read_only: bool = False) -> duckdb.DuckDBPy
     return con
 
 
+# DuckDB's memory while serving pages: its default (80% of the machine) lets page
+# queries keep gigabytes of cached blocks and hash tables in the serving process; under
+# a limit it evicts and spills to its temporary directory instead. Load runs lift it
+# while they last (cockpit.ingest.runs). Python, Dash and pandas add about 0.3-0.5 GB.
+SERVING_MEMORY_LIMIT = "1GB"
+_MEMORY = re.compile(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
+
+
+def memory_limit_problem(value: str) -> str | None:
+    """Why ``value`` is not a DuckDB memory size such as '1GB' or '512MiB' (None if it is)."""
+    return None if _MEMORY.match(value.strip()) else "expected a size such as '1GB' or '512MB'"
+
+
 class Store:
     """The serving process's handle on the database: per-thread read cursors and
-    one writer thread."""
+    one writer thread. ``memory_limit`` bounds DuckDB's memory (None: DuckDB's default)."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, memory_limit: str | None = SERVING_MEMORY_LIMIT):
         self.path = Path(path)
+        if memory_limit is not None and memory_limit_problem(memory_limit):
+            raise StoreError(f"memory_limit {memory_limit!r}: {memory_limit_problem(memory_limit)}")
+        self.memory_limit = memory_limit.strip() if memory_limit is not None else None
         self.con = open_db(self.path)
+        if self.memory_limit is not None:
+            self.con.execute(f"SET memory_limit = '{self.memory_limit}'")
         self._local = threading.local()
         self._queue: queue.Queue = queue.Queue()
         self._writer = threading.Thread(target=self._write_loop, name="cockpit-writer", daemon=True)
@@ -166,6 +186,20 @@ class Store:
     def write_sync(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         """Run ``fn`` on the writer thread and wait for its result."""
         return self.write(fn).result()
+
+    @contextmanager
+    def memory_lifted(self, con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+        """DuckDB's default memory (80% of the machine) for the work inside, the serving
+        bound again after: a load run's key indexes of large tables and its rebuild of
+        the derived tables need more than serving pages."""
+        if self.memory_limit is None:
+            yield
+            return
+        con.execute("RESET memory_limit")
+        try:
+            yield
+        finally:
+            con.execute(f"SET memory_limit = '{self.memory_limit}'")
 
     def _write_loop(self) -> None:
         cur = self.con.cursor()

@@ -41,7 +41,7 @@ def test_the_example_file_is_valid_and_documents_every_section():
                              "digest_weekday": "mon", "digest_hour": 7}
     assert config.key_file == Path("/etc/cockpit/pseudonymization.key")
     assert config.privacy == {"small_cell_threshold": 11}
-    assert config.server == {"https": True, "idle_minutes": 30}
+    assert config.server == {"https": True, "idle_minutes": 30, "memory_limit": "1GB"}
 
 
 def test_defaults_and_relative_paths():
@@ -262,6 +262,8 @@ def test_serve_schedules_each_configured_source_on_its_interval(tmp_path):
 
 
 def test_privacy_and_server_values_are_checked():
-    assert problems("[privacy]\nsmall_cell_threshold = 1\n[server]\nhttps = \"yes\"\n") == [
+    assert problems("[privacy]\nsmall_cell_threshold = 1\n[server]\nhttps = \"yes\"\n"
+                    "memory_limit = \"lots\"\n") == [
         "privacy.small_cell_threshold: must be at least 2, not 1",
-        "server.https: must be a boolean, not text ('yes')"]
+        "server.https: must be a boolean, not text ('yes')",
+        "server.memory_limit: expected a size such as '1GB' or '512MB'"]

@@ -139,3 +139,35 @@ def test_data_version_moves_only_when_a_load_changes_data(tmp_path):
     assert data_version(con) == summary.run_id
     load_folder(con, drop, b"k")  # nothing new
     assert data_version(con) == summary.run_id
+
+
+def _memory_limit(con) -> str:
+    return con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+
+
+def test_serving_memory_is_bounded_and_a_load_run_lifts_the_bound(tmp_path):
+    from cockpit import scheduler
+    from cockpit.config import FolderSource
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "note.txt").write_text("not an export")
+    seen = []
+    with Store(tmp_path / "s.duckdb", memory_limit="256MB") as store:
+        assert _memory_limit(store.reader()) == "244.1 MiB"  # DuckDB shows 256 MB in MiB
+        original = scheduler.load_source
+
+        def watching(con, *args, **kwargs):
+            seen.append(_memory_limit(con))
+            return original(con, *args, **kwargs)
+
+        scheduler.load_source = watching
+        try:
+            scheduler.run_source(store, FolderSource(name="drop", path=raw), b"k")
+        finally:
+            scheduler.load_source = original
+        assert _memory_limit(store.reader()) == "244.1 MiB"
+    # during the run: DuckDB's default, 80% of the machine's memory, far above the bound
+    assert len(seen) == 1 and not seen[0].startswith("244")
+    with pytest.raises(StoreError, match="memory_limit 'lots'"):
+        Store(tmp_path / "t.duckdb", memory_limit="lots")
