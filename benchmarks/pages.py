@@ -2,6 +2,7 @@
 the bare DuckDB queries behind them; and the serving process's peak memory.
 
     python benchmarks/pages.py [--scale small|medium|large] [--db FILE [--in-place]] [--rounds N]
+                               [--pages NAME ...]
 
 The cockpit is served by waitress on a local port, as `cockpit serve` does, and driven
 over HTTP the way the browser drives it: sign in, fetch each page's layout through Dash's
@@ -187,7 +188,8 @@ def bare_seconds(store: Store, queries: list) -> float:
     return took
 
 
-def measure(store: RecordingStore, base: str, rounds: int) -> tuple[list[dict], int]:
+def measure(store: RecordingStore, base: str, rounds: int,
+            only: set[str] | None = None) -> tuple[list[dict], int]:
     import dash
 
     from cockpit.auth import users
@@ -205,6 +207,8 @@ def measure(store: RecordingStore, base: str, rounds: int) -> tuple[list[dict], 
     results = []
     pages = sorted(dash.page_registry.values(), key=lambda p: p.get("order") or 0)
     for page in pages:
+        if only and page["name"] not in only:
+            continue
         props = page_layout(session, base, page["path"])
         callbacks = filter_callbacks(dependencies, set(props))
         bodies = [b for b in (payload(cb, props, "", page["path"]) for cb in callbacks) if b]
@@ -229,6 +233,8 @@ def measure(store: RecordingStore, base: str, rounds: int) -> tuple[list[dict], 
                 served.append(total)
                 bare.append(queries_time)
                 ratios.append(total / queries_time if queries_time > 0 else float("nan"))
+        print(f"{page['name']}: p50 {_pct(served, 50) * 1000:.0f} ms, p95 {_pct(served, 95) * 1000:.0f} ms, "
+              f"bare p50 {_pct(bare, 50) * 1000:.0f} ms", file=sys.stderr, flush=True)
         results.append({"page": page["name"], "callbacks": len(bodies), "changes": len(served),
                         "p50": _pct(served, 50), "p95": _pct(served, 95),
                         "bare_p50": _pct(bare, 50), "bare_p95": _pct(bare, 95),
@@ -273,6 +279,7 @@ def main() -> None:
     parser.add_argument("--scale", choices=("small", "medium", "large"), default="small")
     parser.add_argument("--db", type=Path, help="a loaded store to measure (copied first)")
     parser.add_argument("--rounds", type=int, default=3, help="passes over the filter set")
+    parser.add_argument("--pages", nargs="+", metavar="NAME", help="only these pages (by name)")
     parser.add_argument("--in-place", action="store_true",
                         help="measure the --db store itself instead of a copy (a large store "
                              "may not fit twice on the disk); the benchmark user is added to it")
@@ -282,7 +289,7 @@ def main() -> None:
         db = prepare(args, Path(tmp))
         store = RecordingStore(db)
         base, _app = serve(store)
-        results, variants = measure(store, base, args.rounds)
+        results, variants = measure(store, base, args.rounds, set(args.pages or ()))
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"\n{args.db or args.scale}: {variants} filters x {args.rounds} rounds per page; "
               f"{os.cpu_count()} cores")
