@@ -65,7 +65,11 @@ class Guard:
         if request.path != DASH_UPDATE:
             return None
         try:
-            body = json.loads(request.get_data(cache=True) or b"{}")
+            # a JSON body is parsed once per request: the sign-in check and Dash read the
+            # same parse
+            body = request.get_json(silent=True) if request.is_json else None
+            if body is None:
+                body = json.loads(request.get_data(cache=True) or b"{}")
             output = body["output"]
         except (ValueError, KeyError, TypeError):
             return 400, "Malformed callback request."

@@ -6,7 +6,9 @@ import math
 
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
+import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 from dash import dcc, html
 
 from cockpit.metrics.definitions import KPI_DEFINITIONS
@@ -93,14 +95,41 @@ def column_defs(frame: pd.DataFrame, headers: dict[str, str] | None = None,
 
 
 def records(frame: pd.DataFrame) -> list[dict]:
-    """Rows for the grid: JSON-safe (no NaN, dates as ISO text)."""
-    clean = frame.astype(object).where(pd.notna(frame), None)
-    out = clean.to_dict("records")
-    for row in out:
-        for key, value in row.items():
-            if hasattr(value, "isoformat"):
-                row[key] = value.isoformat()
-    return out
+    """Rows for the grid: JSON-safe (missing values as None, numbers as Python
+    numbers, dates and times as ISO text). Built column by column: a table of a few
+    hundred cells costs well under a millisecond."""
+    names = list(frame.columns)
+    if not names:
+        return [{} for _ in range(len(frame))]
+    columns = [_cells(column) for _, column in frame.items()]
+    return [dict(zip(names, row)) for row in zip(*columns)]
+
+
+def _cells(column: pd.Series) -> list:
+    """One column's values for ``records``."""
+    dtype = column.dtype
+    if isinstance(dtype, np.dtype):
+        if dtype.kind in "iub":  # plain ints and bools: never missing
+            return column.tolist()
+        if dtype.kind == "f":  # NaN is the only missing float
+            return [None if v != v else v for v in column.tolist()]
+        missing = pd.isna(column.to_numpy())
+    else:
+        missing = pd.isna(column.array)
+    return [None if gone else _native(v) for v, gone in zip(column.tolist(), missing.tolist())]
+
+
+def _native(value: object) -> object:
+    """A numpy scalar as the Python number it holds; a date, time or timestamp as ISO text."""
+    if type(value) is str:
+        return value
+    if isinstance(value, np.datetime64):
+        value = pd.Timestamp(value)
+    elif isinstance(value, np.timedelta64):
+        value = pd.Timedelta(value)
+    elif isinstance(value, np.generic):
+        value = value.item()
+    return value.isoformat() if hasattr(value, "isoformat") else value
 
 
 def table_block(table_id: str, title: str) -> html.Div:
@@ -122,6 +151,16 @@ def table_block(table_id: str, title: str) -> html.Div:
             style={"width": "100%"},
         ),
     ], className="mb-4")
+
+
+# the default look of every chart, as ``go.Figure`` adds it; charts built as plain dicts
+# (which Dash sends as they are, without plotly's validation) carry it too
+_TEMPLATE = go.Figure().layout.template.to_plotly_json()
+
+
+def figure(data: list[dict], layout: dict) -> dict:
+    """A chart as a plain Plotly dict: its traces and layout, with the default template."""
+    return {"data": data, "layout": {**layout, "template": _TEMPLATE}}
 
 
 def graph(graph_id: str) -> dcc.Graph:

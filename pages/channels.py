@@ -244,27 +244,6 @@ def grid_columns(frame: pd.DataFrame) -> list[dict]:
     return defs
 
 
-def _grid_rows(frame: pd.DataFrame) -> list[dict]:
-    """Rows for the grid, as ``ui.records`` makes them (no NaN, dates as ISO text),
-    column by column rather than through a copy of the frame."""
-    columns = [_cells(frame[col]) for col in frame.columns]
-    names = list(frame.columns)
-    return [dict(zip(names, row)) for row in zip(*columns)]
-
-
-def _cells(column: pd.Series) -> list:
-    values = column.tolist()
-    if isinstance(column.dtype, np.dtype) and column.dtype.kind in "iub":  # never empty
-        return values
-    return [_cell(v) for v in values]
-
-
-def _cell(value):
-    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value):
-        return None
-    return value.isoformat() if hasattr(value, "isoformat") else value
-
-
 # column definitions depend only on the columns and their types: made once per table shape
 # and shared (Dash only reads them)
 _DEFS: dict[tuple, list[dict]] = {}
@@ -336,7 +315,7 @@ def page_outputs(search: str | None, level: str | None, drill: str | None, metri
     table = None
     if "table" in parts:
         table = channels.channel_table(con, scoped, level)
-        out[4:7] = [_grid_rows(table), _shown_columns(table), _scatter_figure(table)]
+        out[4:7] = [ui.records(table), _shown_columns(table), _scatter_figure(table)]
     if "charts" in parts:
         same = table is not None and scoped == f and level == "channel"
         out[0:4] = _channel_charts(f, table if same else channels.channel_table(con, f, "channel"))

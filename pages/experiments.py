@@ -6,9 +6,8 @@ import re
 
 import dash
 import dash_bootstrap_components as dbc
-import plotly.express as px
-import plotly.graph_objects as go
 from dash import Input, Output, State, callback, ctx, dcc, html, no_update
+from plotly.colors import qualitative
 
 from cockpit import context, export, ui
 from cockpit.filters import from_url
@@ -236,6 +235,24 @@ def _grid_columns(frame, headers: dict[str, str], tips: dict[str, str]) -> list[
     return defs
 
 
+# column definitions depend only on the columns, their types and the titles: made once per
+# table shape and shared (Dash only reads them)
+_DEFS: dict[tuple, list[dict]] = {}
+
+
+_TITLES = {"list": (LIST_HEADERS, LIST_TIPS), "arms": (ARM_HEADERS, ARM_TIPS)}
+
+
+def _shown_columns(frame, table: str) -> list[dict]:
+    """``_grid_columns`` of the frame of ``table`` (a key of ``_TITLES``), from the
+    definitions made for its shape before."""
+    shape = (table, *zip(frame.columns, map(str, frame.dtypes)))
+    defs = _DEFS.get(shape)
+    if defs is None:
+        defs = _DEFS[shape] = _grid_columns(frame, *_TITLES[table])
+    return defs
+
+
 def _fact(title: str, value: str, sub: str = "", tip: str = "") -> dbc.Col:
     return dbc.Col(dbc.Card(dbc.CardBody([
         html.Div(title, className="kpi-title", title=tip),
@@ -300,32 +317,45 @@ def _verdict_alert(analysis: ex.Analysis) -> dbc.Alert:
     return dbc.Alert(body, color=ALERT_COLOURS.get(analysis.decision, "light"), className="mb-3")
 
 
-def _lift_figure(lift, problem: str | None) -> go.Figure:
-    fig = go.Figure()
+def _lift_figure(lift, problem: str | None) -> dict:
+    """Per variant, the cumulative difference to control (solid), its one-look 95%
+    interval (shaded) and its always-valid interval (dotted); why not, when it cannot
+    be drawn."""
     if lift is None or lift.empty:
-        fig.add_annotation(text=problem or "No data in the period.", showarrow=False,
-                           x=0.5, y=0.5, xref="paper", yref="paper")
-        return _lift_layout(fig)
-    palette = px.colors.qualitative.Plotly
-    for i, (arm, rows) in enumerate(lift.dropna(subset=["diff"]).groupby("arm", sort=False)):
+        return _lift_layout([], {"annotations": [{"text": problem or "No data in the period.", "showarrow": False,
+                                                  "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper"}]})
+    data = []
+    palette = qualitative.Plotly
+    drawn = lift.dropna(subset=["diff"])
+    arms = drawn["arm"].tolist()
+    columns = {col: drawn[col].tolist() for col in ("day", "diff", "diff_ci_low", "diff_ci_high",
+                                                   "always_valid_low", "always_valid_high")}
+    for i, arm in enumerate(dict.fromkeys(arms)):  # the arms in the order they first appear
+        rows = [j for j, a in enumerate(arms) if a == arm]
         colour = palette[(i + 1) % len(palette)]
-        days = list(rows["day"])
-        fig.add_trace(go.Scatter(
-            x=days + days[::-1],
-            y=list(100 * rows["diff_ci_high"]) + list(100 * rows["diff_ci_low"])[::-1],
-            fill="toself", fillcolor=_transparent(colour), line={"width": 0},
-            hoverinfo="skip", name=f"{arm}: 95% interval (one look)", legendgroup=arm))
+        days = [columns["day"][j] for j in rows]
+        pp = {col: [_pp(columns[col][j]) for j in rows] for col in columns if col != "day"}
+        data.append({"type": "scatter", "x": days + days[::-1], "y": pp["diff_ci_high"] + pp["diff_ci_low"][::-1],
+                     "fill": "toself", "fillcolor": _transparent(colour), "line": {"width": 0},
+                     "hoverinfo": "skip", "name": f"{arm}: 95% interval (one look)", "legendgroup": arm})
         for col, label in (("always_valid_high", "always-valid interval"), ("always_valid_low", None)):
-            fig.add_trace(go.Scatter(
-                x=days, y=100 * rows[col], mode="lines", line={"dash": "dot", "color": colour},
-                name=f"{arm}: {label}" if label else None, showlegend=bool(label),
-                legendgroup=arm, hovertemplate="%{y:.3f} pp<extra></extra>"))
-        fig.add_trace(go.Scatter(x=days, y=100 * rows["diff"], mode="lines",
-                                 line={"color": colour, "width": 2.5}, name=f"{arm} minus control",
-                                 legendgroup=arm, hovertemplate="%{x}: %{y:.3f} pp<extra></extra>"))
-    fig.add_hline(y=0, line={"color": "#444", "width": 1})
-    fig.update_yaxes(range=_y_range(lift))
-    return _lift_layout(fig)
+            trace = {"type": "scatter", "x": days, "y": pp[col], "mode": "lines",
+                     "line": {"dash": "dot", "color": colour}, "showlegend": bool(label), "legendgroup": arm,
+                     "hovertemplate": "%{y:.3f} pp<extra></extra>"}
+            if label:
+                trace["name"] = f"{arm}: {label}"
+            data.append(trace)
+        data.append({"type": "scatter", "x": days, "y": pp["diff"], "mode": "lines",
+                     "line": {"color": colour, "width": 2.5}, "name": f"{arm} minus control", "legendgroup": arm,
+                     "hovertemplate": "%{x}: %{y:.3f} pp<extra></extra>"})
+    zero = {"type": "line", "x0": 0, "x1": 1, "xref": "x domain", "y0": 0, "y1": 0, "yref": "y",
+            "line": {"color": "#444", "width": 1}}
+    return _lift_layout(data, {"shapes": [zero]}, _y_range(lift))
+
+
+def _pp(value: float) -> float | None:
+    """A difference as percentage points (None where there is none)."""
+    return None if value != value else 100 * value
 
 
 def _y_range(lift) -> list[float] | None:
@@ -342,11 +372,13 @@ def _y_range(lift) -> list[float] | None:
     return [low - pad, high + pad]
 
 
-def _lift_layout(fig: go.Figure) -> go.Figure:
-    fig.update_layout(margin={"l": 50, "r": 10, "t": 10, "b": 40}, height=380,
-                      yaxis_title="difference to control (percentage points)",
-                      legend={"orientation": "h", "y": -0.2})
-    return fig
+def _lift_layout(data: list[dict], extra: dict, y_range: list[float] | None = None) -> dict:
+    """The lift chart of ``data`` with its axes and legend (``extra``: annotations or shapes)."""
+    yaxis = {"title": {"text": "difference to control (percentage points)"}}
+    if y_range is not None:
+        yaxis["range"] = y_range
+    return ui.figure(data, {**extra, "margin": {"l": 50, "r": 10, "t": 10, "b": 40}, "height": 380,
+                            "yaxis": yaxis, "legend": {"orientation": "h", "y": -0.2}})
 
 
 def _transparent(hex_colour: str, alpha: float = 0.15) -> str:
@@ -409,15 +441,15 @@ def refresh_list(search: str | None, clicked: dict | None, chosen: str | None) -
         return [no_update] * 4 + [picked if picked in known else no_update]
     table = ex.summary(con, f)
     ids = table["experiment_id"].tolist()
-    options = [{"label": f"{r.experiment_id} · {r.campaign} ({r.status})", "value": r.experiment_id}
-               for r in table.itertuples()]
+    options = [{"label": f"{i} · {campaign} ({status})", "value": i}
+               for i, campaign, status in zip(ids, table["campaign"].tolist(), table["status"].tolist())]
     notes = [ex.filter_note(f)]
     if table.empty:
         notes.append("No experiment is declared for the chosen studies, phases and channels "
                      "(an experiment is a set of creatives sharing an experiment id in the setup).")
     # keep the chosen experiment while it is still listed (and do not re-fire the detail)
     value = no_update if chosen in ids else (ids[0] if ids else None)
-    return [ui.records(table), _grid_columns(table, LIST_HEADERS, LIST_TIPS),
+    return [ui.records(table), _shown_columns(table, "list"),
             " ".join(n for n in notes if n), options, value]
 
 
@@ -442,10 +474,10 @@ def refresh_detail(search: str | None, experiment_id: str | None, metric: str | 
         return (meaning, dbc.Alert("Choose an experiment.", color="light"), [], None, [], [],
                 _lift_figure(None, "Choose an experiment."))
     arms = ex.arm_table(analysis)
-    lift = ex.lift_over_time(con, f, experiment_id, metric, analysis.planned_users_per_arm)
+    lift = ex.lift_over_time(con, f, experiment_id, metric, analysis.planned_users_per_arm, analysis.counts)
     notes = html.Ul([html.Li(n) for n in analysis.notes]) if analysis.notes else None
     return (meaning, _verdict_alert(analysis), _facts(analysis), notes, ui.records(arms),
-            _grid_columns(arms, ARM_HEADERS, ARM_TIPS),
+            _shown_columns(arms, "arms"),
             _lift_figure(lift, lift.attrs.get("problem")))
 
 

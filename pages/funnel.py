@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dash
 import dash_bootstrap_components as dbc
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
@@ -293,27 +292,6 @@ def _rows_by_group(summary: pd.DataFrame, columns: list[str]) -> dict[str, dict]
     return {group: dict(zip(columns, row)) for group, *row in zip(summary["group"].tolist(), *values)}
 
 
-def _grid_rows(frame: pd.DataFrame) -> list[dict]:
-    """Rows for the grid, as ``ui.records`` makes them (no NaN, dates as ISO text),
-    column by column rather than through a copy of the frame."""
-    columns = [_cells(frame[col]) for col in frame.columns]
-    names = list(frame.columns)
-    return [dict(zip(names, row)) for row in zip(*columns)]
-
-
-def _cells(column: pd.Series) -> list:
-    values = column.tolist()
-    if isinstance(column.dtype, np.dtype) and column.dtype.kind in "iub":  # never empty
-        return values
-    return [_cell(v) for v in values]
-
-
-def _cell(value):
-    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value):
-        return None
-    return value.isoformat() if hasattr(value, "isoformat") else value
-
-
 def _maturity_note(m: dict):
     if m["too_young"]:
         return dbc.Alert(m["message"], color="warning", className="mb-0")
@@ -397,8 +375,8 @@ def page_outputs(search: str | None, by: str | None, view: str | None,
         km = km_frames(con, f, by, view)
     if "curves" in parts:
         out[FUNNEL_OUTPUTS:] = [_km_figure(km), _km_note(km, km.latest_day),
-                                _grid_rows(km.at_risk), _shown_columns(km.at_risk),
-                                _grid_rows(km.summary), _shown_columns(km.summary)]
+                                ui.records(km.at_risk), _shown_columns(km.at_risk),
+                                ui.records(km.summary), _shown_columns(km.summary)]
     return out
 
 
@@ -415,7 +393,7 @@ def _funnel_outputs(numbers: funnel.Snapshot) -> list:
     ]
     tables = []
     for frame in (stages, numbers.gaps, numbers.dropoff):
-        tables += [_grid_rows(frame), _shown_columns(frame)]
+        tables += [ui.records(frame), _shown_columns(frame)]
     return [*cards, _maturity_note(maturity), _funnel_figure(stages), *tables]
 
 

@@ -5,7 +5,6 @@ from itertools import groupby
 
 import dash
 import dash_bootstrap_components as dbc
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
@@ -116,27 +115,6 @@ def _shown_columns(frame: pd.DataFrame) -> list[dict]:
     return defs
 
 
-def _grid_rows(frame: pd.DataFrame) -> list[dict]:
-    """Rows for the grid, as ``ui.records`` makes them (no NaN, dates as ISO text),
-    column by column rather than through a copy of the frame."""
-    columns = [_cells(frame[col]) for col in frame.columns]
-    names = list(frame.columns)
-    return [dict(zip(names, row)) for row in zip(*columns)]
-
-
-def _cells(column: pd.Series) -> list:
-    values = column.tolist()
-    if isinstance(column.dtype, np.dtype) and column.dtype.kind in "iub":  # never empty
-        return values
-    return [_cell(v) for v in values]
-
-
-def _cell(value):
-    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value):
-        return None
-    return value.isoformat() if hasattr(value, "isoformat") else value
-
-
 @callback(
     [Output(cid, "children") for cid, _, _ in CARDS]
     + [Output("ov-spend-note", "children"), Output("ov-enrolment", "figure"),
@@ -156,7 +134,7 @@ def refresh(search):
             "or segment filter is set." if k["spend"] is None else "")
     table = numbers.studies
     return [*cards, note, _enrolment_figure(numbers.curve), _trend_figure(numbers.trend),
-            _grid_rows(table), _shown_columns(table)]
+            ui.records(table), _shown_columns(table)]
 
 
 @callback(Output("ov-table-download", "data"), Input("ov-table-export", "n_clicks"),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dash
 import dash_bootstrap_components as dbc
+import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 from dash import Input, Output, State, callback, clientside_callback, dcc, html, no_update
 
 from cockpit import context, export, ui
@@ -132,36 +132,44 @@ def _red_when(condition: str) -> dict:
     return {"styleConditions": [{"condition": condition, "style": {"color": RED, "fontWeight": 600}}]}
 
 
-def forecast_figure(history: pd.DataFrame, fc: dict) -> go.Figure:
+def forecast_figure(history: pd.DataFrame, fc: dict) -> dict:
     """Cumulative randomized so far (solid), the forecast median (dashed) with its 80% and
     95% bands, the target (horizontal) and the planned end (vertical)."""
     curve = pd.DataFrame(fc["curve"])
-    fig = go.Figure()
-    _band(fig, curve, "lo95", "hi95", BAND95, "95% band")
-    _band(fig, curve, "lo80", "hi80", BAND80, "80% band")
-    fig.add_trace(go.Scatter(x=curve["date"], y=curve["median"], mode="lines", name="forecast (median)",
-                             line={"color": BLUE, "dash": "dash"}))
-    fig.add_trace(go.Scatter(x=history["day"], y=history["cumulative"], mode="lines",
-                             name="randomized so far", line={"color": "#212529", "width": 2.5},
-                             line_shape="hv"))
-    fig.add_hline(y=fc["target"], line={"color": RED, "dash": "dot"},
-                  annotation_text=f"target {fc['target']}", annotation_position="top left")
-    # a shape plus its own label: vline annotations misbehave on date axes
-    fig.add_shape(type="line", x0=fc["planned_end"], x1=fc["planned_end"], y0=0, y1=1, yref="paper",
-                  line={"color": "#6c757d", "dash": "dot"})
-    fig.add_annotation(x=fc["planned_end"], y=1, yref="paper", text="planned end", showarrow=False,
-                       yanchor="bottom", font={"color": "#6c757d"})
-    fig.update_layout(height=420, margin={"l": 50, "r": 20, "t": 40, "b": 40},
-                      yaxis_title="cumulative randomized", hovermode="x unified",
-                      legend={"orientation": "h", "y": -0.15})
-    return fig
+    dates = curve["date"].tolist()
+    data = [*_band(curve, dates, "lo95", "hi95", BAND95, "95% band"),
+            *_band(curve, dates, "lo80", "hi80", BAND80, "80% band"),
+            {"type": "scatter", "x": dates, "y": curve["median"].tolist(), "mode": "lines",
+             "name": "forecast (median)", "line": {"color": BLUE, "dash": "dash"}},
+            {"type": "scatter", "x": np.datetime_as_string(history["day"].to_numpy()).tolist(),
+             "y": history["cumulative"].tolist(), "mode": "lines", "name": "randomized so far",
+             "line": {"color": "#212529", "width": 2.5, "shape": "hv"}}]
+    target, planned_end = fc["target"], fc["planned_end"]
+    return ui.figure(data, {
+        "shapes": [
+            {"type": "line", "x0": 0, "x1": 1, "xref": "x domain", "y0": target, "y1": target, "yref": "y",
+             "line": {"color": RED, "dash": "dot"}},
+            # a shape plus its own label: vline annotations misbehave on date axes
+            {"type": "line", "x0": planned_end, "x1": planned_end, "y0": 0, "y1": 1, "yref": "paper",
+             "line": {"color": "#6c757d", "dash": "dot"}},
+        ],
+        "annotations": [
+            {"text": f"target {target}", "showarrow": False, "x": 0, "xanchor": "left", "xref": "x domain",
+             "y": target, "yanchor": "bottom", "yref": "y"},
+            {"x": planned_end, "y": 1, "yref": "paper", "text": "planned end", "showarrow": False,
+             "yanchor": "bottom", "font": {"color": "#6c757d"}},
+        ],
+        "height": 420, "margin": {"l": 50, "r": 20, "t": 40, "b": 40},
+        "yaxis": {"title": {"text": "cumulative randomized"}}, "hovermode": "x unified",
+        "legend": {"orientation": "h", "y": -0.15}})
 
 
-def _band(fig: go.Figure, curve: pd.DataFrame, lo: str, hi: str, colour: str, name: str) -> None:
-    fig.add_trace(go.Scatter(x=curve["date"], y=curve[hi], mode="lines", line={"width": 0},
-                             showlegend=False, hoverinfo="skip"))
-    fig.add_trace(go.Scatter(x=curve["date"], y=curve[lo], mode="lines", line={"width": 0},
-                             fill="tonexty", fillcolor=colour, name=name, hoverinfo="skip"))
+def _band(curve: pd.DataFrame, dates: list[str], lo: str, hi: str, colour: str, name: str) -> list[dict]:
+    """The upper edge of a band (no legend) and the lower edge filled up to it."""
+    return [{"type": "scatter", "x": dates, "y": curve[hi].tolist(), "mode": "lines", "line": {"width": 0},
+             "showlegend": False, "hoverinfo": "skip"},
+            {"type": "scatter", "x": dates, "y": curve[lo].tolist(), "mode": "lines", "line": {"width": 0},
+             "fill": "tonexty", "fillcolor": colour, "name": name, "hoverinfo": "skip"}]
 
 
 def summary_line(row: dict, fc: dict | None) -> str:
@@ -199,19 +207,31 @@ def refresh(search, chosen):
     f = from_url(search)
     if f is None:
         return [no_update] * 6
-    con = context.reader()
-    table = review.review_table(con, f)
-    as_of = review.review_day(con)
+    table, as_of = review.snapshot(context.reader(), f)
     this_week, before = review.weeks(as_of) if as_of else (None, None)
     asof_text = (f"As of {as_of:%d %b %Y} · this week {this_week[0]:%d %b} to {this_week[1]:%d %b}, "
                  f"week before {before[0]:%d %b} to {before[1]:%d %b}" if as_of else "No data loaded yet")
     ignored = [dim for dim in NOT_APPLIED if getattr(f, dim)] + (["dates"] if f.start or f.end else [])
     note = (f"Not applied on this page: {', '.join(ignored)} filter." if ignored else "")
-    studies = table[table["study_id"] != review.TOTAL_ID]
-    options = [{"label": f"{s} · {n}", "value": s} for s, n in zip(studies["study_id"], studies["name"])]
-    ids = studies["study_id"].tolist()
+    studies = [(s, n) for s, n in zip(table["study_id"].tolist(), table["name"].tolist()) if s != review.TOTAL_ID]
+    options = [{"label": f"{s} · {n}", "value": s} for s, n in studies]
+    ids = [s for s, _ in studies]
     value = chosen if chosen in ids else (ids[0] if ids else None)
-    return asof_text, note, ui.records(table), grid_columns(table), options, value
+    return asof_text, note, ui.records(table), _shown_columns(table), options, value
+
+
+# column definitions depend only on the columns and their types: made once per table shape
+# and shared (Dash only reads them)
+_DEFS: dict[tuple, list[dict]] = {}
+
+
+def _shown_columns(frame: pd.DataFrame) -> list[dict]:
+    """``grid_columns`` of the frame, from the definitions made for its shape before."""
+    shape = tuple(zip(frame.columns, map(str, frame.dtypes)))
+    defs = _DEFS.get(shape)
+    if defs is None:
+        defs = _DEFS[shape] = grid_columns(frame)
+    return defs
 
 
 @callback(
@@ -222,17 +242,18 @@ def refresh(search, chosen):
 def study_detail(study_id):
     """Forecast chart and biggest changes of the selected study."""
     if not study_id:
-        return "", go.Figure(), "", [html.Li("No study selected.")]
+        return "", ui.figure([], {}), "", [html.Li("No study selected.")]
     con = context.reader()
     fc = review.cached_forecast(con, study_id)
+    as_of = review.review_day(con)
     if fc is None:
         why = review.forecast_failure(con, study_id)
-        summary, fig, warnings = summary_line({"study_id": study_id, "why": why}, None), go.Figure(), ""
+        summary, fig, warnings = summary_line({"study_id": study_id, "why": why}, None), ui.figure([], {}), ""
     else:
         summary = summary_line({"study_id": study_id}, fc)
-        fig = forecast_figure(review.randomized_history(con, study_id), fc)
+        fig = forecast_figure(review.randomized_history(con, study_id, as_of), fc)
         warnings = " ".join(fc["warnings"])
-    changes = review.biggest_changes(con, study_id)
+    changes = review.biggest_changes(con, study_id, as_of)
     items = ([html.Li(review.describe_change(r)) for r in changes.to_dict("records")]
              or [html.Li(f"No change this week on a row with at least {review.MIN_VOLUME} the week before.")])
     return summary, fig, warnings, items

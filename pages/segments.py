@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import dash
 import dash_bootstrap_components as dbc
+import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 from dash import Input, Output, State, callback, html, no_update
 
 from cockpit import context, export, ui
@@ -70,42 +70,52 @@ def layout(**_query) -> html.Div:
     ])
 
 
-def _scatter_figure(table: pd.DataFrame) -> go.Figure:
-    shown = table.dropna(subset=["median_days_to_randomization", "randomized_per_1000"])
-    fig = go.Figure(go.Scatter(
-        x=shown["median_days_to_randomization"], y=shown["randomized_per_1000"], mode="markers+text",
-        text=shown["segment"], textposition="top center",
-        marker={"size": shown["leads"], "sizemode": "area", "color": "#0d6efd", "opacity": 0.6,
-                "sizeref": 2.0 * max(shown["leads"].max() if len(shown) else 1, 1) / 60 ** 2, "sizemin": 6},
-        customdata=shown[["leads", "randomized"]].to_numpy(),
-        hovertemplate="<b>%{text}</b><br>median %{x:.1f} days to randomized<br>"
-                      "%{y:.2f} randomized per €1,000<br>leads %{customdata[0]:,}, "
-                      "randomized %{customdata[1]:,}<extra></extra>",
-    ))
-    missing = table.loc[~table.index.isin(shown.index), "segment"].tolist()
+def _scatter_figure(table: pd.DataFrame) -> dict:
+    """Median days to randomization against randomized per €1,000, one bubble per
+    segment sized by its leads; segments without either are named in the title."""
+    segment, leads, randomized = (table[c].tolist() for c in ("segment", "leads", "randomized"))
+    median, per_1000 = table["median_days_to_randomization"].tolist(), table["randomized_per_1000"].tolist()
+    shown = [i for i in range(len(segment)) if median[i] == median[i] and per_1000[i] == per_1000[i]]
+    missing = [segment[i] for i in range(len(segment)) if i not in set(shown)]
     title = ("Not plotted (median not reached or no spend): " + ", ".join(missing)) if missing else None
-    fig.update_layout(height=400, margin={"l": 50, "r": 10, "t": 40 if title else 10, "b": 40},
-                      xaxis_title="median days from lead to randomized",
-                      yaxis_title="randomized per €1,000", title={"text": title, "font": {"size": 12}})
-    return fig
+    largest = max(max((leads[i] for i in shown), default=1), 1)
+    bubbles = {
+        "type": "scatter", "x": [median[i] for i in shown], "y": [per_1000[i] for i in shown],
+        "mode": "markers+text", "text": [segment[i] for i in shown], "textposition": "top center",
+        "marker": {"size": [leads[i] for i in shown], "sizemode": "area", "color": "#0d6efd", "opacity": 0.6,
+                   "sizeref": 2.0 * largest / 60 ** 2, "sizemin": 6},
+        "customdata": [[leads[i], randomized[i]] for i in shown],
+        "hovertemplate": "<b>%{text}</b><br>median %{x:.1f} days to randomized<br>"
+                         "%{y:.2f} randomized per €1,000<br>leads %{customdata[0]:,}, "
+                         "randomized %{customdata[1]:,}<extra></extra>",
+    }
+    title_spec = {"font": {"size": 12}} if title is None else {"text": title, "font": {"size": 12}}
+    return ui.figure([bubbles], {
+        "height": 400, "margin": {"l": 50, "r": 10, "t": 40 if title else 10, "b": 40},
+        "xaxis": {"title": {"text": "median days from lead to randomized"}},
+        "yaxis": {"title": {"text": "randomized per €1,000"}}, "title": title_spec})
 
 
-def _priority_figure(table: pd.DataFrame) -> go.Figure:
-    rows = table.dropna(subset=["priority"]).sort_values("priority")
-    uncertain = rows["caution"] != ""
-    fig = go.Figure(go.Bar(
-        y=rows["segment"], x=rows["priority"], orientation="h",
-        marker_color=["#9ec5fe" if u else "#0a58ca" for u in uncertain],
-        text=[f"{v:.0f}" + (f" ({c})" if c else "") for v, c in zip(rows["priority"], rows["caution"])],
-        textposition="outside", cliponaxis=False,
-        customdata=rows[["yield_index", "speed_index"]].to_numpy(),
-        hovertemplate="<b>%{y}</b><br>priority %{x:.0f}<br>yield index %{customdata[0]:.2f}"
-                      "<br>speed index %{customdata[1]:.2f}<extra></extra>",
-    ))
-    fig.update_layout(height=400, margin={"l": 10, "r": 30, "t": 30, "b": 40},
-                      xaxis={"title": "priority score", "range": [0, 160], "tickvals": [0, 25, 50, 75, 100]},
-                      yaxis={"automargin": True})
-    return fig
+def _priority_figure(table: pd.DataFrame) -> dict:
+    """Priority score per segment, lowest at the bottom; light bars rest on few randomized."""
+    score = table["priority"].to_numpy(dtype=float)
+    rows = np.flatnonzero(~np.isnan(score))
+    rows = rows[score[rows].argsort(kind="quicksort")]  # as pandas' sort_values orders them
+    segment, caution = table["segment"].tolist(), table["caution"].tolist()
+    yield_index, speed_index = table["yield_index"].tolist(), table["speed_index"].tolist()
+    bars = {
+        "type": "bar", "y": [segment[i] for i in rows], "x": [float(score[i]) for i in rows], "orientation": "h",
+        "marker": {"color": ["#9ec5fe" if caution[i] != "" else "#0a58ca" for i in rows]},
+        "text": [f"{score[i]:.0f}" + (f" ({caution[i]})" if caution[i] else "") for i in rows],
+        "textposition": "outside", "cliponaxis": False,
+        "customdata": [[yield_index[i], speed_index[i]] for i in rows],
+        "hovertemplate": "<b>%{y}</b><br>priority %{x:.0f}<br>yield index %{customdata[0]:.2f}"
+                         "<br>speed index %{customdata[1]:.2f}<extra></extra>",
+    }
+    return ui.figure([bars], {
+        "height": 400, "margin": {"l": 10, "r": 30, "t": 30, "b": 40},
+        "xaxis": {"title": {"text": "priority score"}, "range": [0, 160], "tickvals": [0, 25, 50, 75, 100]},
+        "yaxis": {"automargin": True}})
 
 
 def _spend_note(summary: dict | None) -> str:
@@ -153,7 +163,21 @@ def refresh(search):
         return [no_update] * 5
     table, summary = segments.segment_report(context.reader(), f)
     return (_spend_note(summary), _scatter_figure(table), _priority_figure(table),
-            ui.records(table), grid_columns(table))
+            ui.records(table), _shown_columns(table))
+
+
+# column definitions depend only on the columns and their types: made once per table shape
+# and shared (Dash only reads them)
+_DEFS: dict[tuple, list[dict]] = {}
+
+
+def _shown_columns(frame: pd.DataFrame) -> list[dict]:
+    """``grid_columns`` of the frame, from the definitions made for its shape before."""
+    shape = tuple(zip(frame.columns, map(str, frame.dtypes)))
+    defs = _DEFS.get(shape)
+    if defs is None:
+        defs = _DEFS[shape] = grid_columns(frame)
+    return defs
 
 
 @callback(Output("sg-table-download", "data"), Input("sg-table-export", "n_clicks"),

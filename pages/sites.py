@@ -5,7 +5,6 @@ from __future__ import annotations
 import dash
 import dash_bootstrap_components as dbc
 import pandas as pd
-import plotly.graph_objects as go
 from dash import Input, Output, State, callback, html, no_update
 
 from cockpit import context, export, ui
@@ -125,64 +124,89 @@ def grid_columns(frame: pd.DataFrame) -> list[dict]:
 
 
 def _fmt_rate(value) -> str:
-    return "—" if value is None or pd.isna(value) else f"{value:.2f}"
+    return "—" if value is None or value != value else f"{value:.2f}"
 
 
-def _pace_figure(table: pd.DataFrame) -> go.Figure:
+# (trace name, colour) of the legend entries that explain the bar colours
+LEGEND = (("at or above needed pace", BLUE), ("below needed pace", LIGHT_BLUE),
+          ("slow contact", ORANGE), ("non-enrolling", RED))
+
+
+def _pace_figure(table: pd.DataFrame) -> dict:
     """Bars: each active site's rate, coloured by its flag; dashes: its study's needed
-    pace (black) and planned pace (grey)."""
-    active = table[table["status"] != "not yet active"].sort_values(
-        ["study_id", "randomized_per_site_month"], ascending=[True, False])
-    many = len(active) > MANY_SITES
+    pace (black) and planned pace (grey). Sites grouped by study, fastest first."""
+    col = {name: table[name].tolist() for name in (
+        "status", "study_id", "site_id", "site_name", "randomized_per_site_month", "randomized",
+        "site_months", "needed_pace", "planned_pace", "pct_of_needed_pace", "non_enrolling", "slow_contact")}
+    rate = [None if r is None or r != r else r for r in col["randomized_per_site_month"]]
+    shown = [i for i, status in enumerate(col["status"]) if status != "not yet active"]
+    # by study, then the highest rate first (sites without a rate last); ties keep the ranking
+    shown.sort(key=lambda i: (col["study_id"][i], rate[i] is None, -(rate[i] or 0.0)))
+    many = len(shown) > MANY_SITES
+    names = [f"{col['site_id'][i]} · {col['site_name'][i]}" for i in shown]
     # with many sites the names would overlap: ids on the axis, names on hover
-    labels = (active["site_id"].tolist() if many
-              else [f"{s} · {n}" for s, n in zip(active["site_id"], active["site_name"])])
-    names = [f"{s} · {n}" for s, n in zip(active["site_id"], active["site_name"])]
-    below = active["pct_of_needed_pace"].astype(float) < 100  # NaN (no needed pace): not below
-    colors = [RED if ne else ORANGE if slow else LIGHT_BLUE if low else BLUE
-              for ne, slow, low in zip(active["non_enrolling"], active["slow_contact"], below)]
+    labels = [col["site_id"][i] for i in shown] if many else names
+    colors = [RED if col["non_enrolling"][i] else ORANGE if col["slow_contact"][i]
+              else LIGHT_BLUE if _below(col["pct_of_needed_pace"][i]) else BLUE for i in shown]
     hover = [
-        f"{lab}<br>study {st}<br>{_fmt_rate(r)} randomized per site-month "
-        f"({n} in {m:.1f} site-months)<br>needed pace {_fmt_rate(need)}, planned {_fmt_rate(plan)}"
-        f"<br>status: {status}"
-        for lab, st, r, n, m, need, plan, status in zip(
-            names, active["study_id"], active["randomized_per_site_month"], active["randomized"],
-            active["site_months"].fillna(0), active["needed_pace"], active["planned_pace"], active["status"])
+        f"{name}<br>study {col['study_id'][i]}<br>{_fmt_rate(rate[i])} randomized per site-month "
+        f"({col['randomized'][i]} in {_or_zero(col['site_months'][i]):.1f} site-months)<br>needed pace "
+        f"{_fmt_rate(col['needed_pace'][i])}, planned {_fmt_rate(col['planned_pace'][i])}"
+        f"<br>status: {col['status'][i]}"
+        for name, i in zip(names, shown)
     ]
-    fig = go.Figure()
-    fig.add_trace(go.Bar(x=labels, y=active["randomized_per_site_month"], marker={"color": colors},
-                         name="randomized per site-month", hovertext=hover, hoverinfo="text",
-                         text=None if many else [_fmt_rate(r) for r in active["randomized_per_site_month"]],
-                         textposition="outside", cliponaxis=False, showlegend=False))
-    fig.add_trace(go.Scatter(x=labels, y=active["needed_pace"], mode="markers", name="needed pace (study)",
-                             marker={"symbol": "line-ew-open", "size": 24, "color": "#212529",
-                                     "line": {"width": 3}}, hoverinfo="skip"))
-    fig.add_trace(go.Scatter(x=labels, y=active["planned_pace"], mode="markers", name="planned pace (study)",
-                             marker={"symbol": "line-ew-open", "size": 24, "color": GREY,
-                                     "line": {"width": 2}}, hoverinfo="skip"))
-    for name, color in (("at or above needed pace", BLUE), ("below needed pace", LIGHT_BLUE),
-                        ("slow contact", ORANGE), ("non-enrolling", RED)):
-        fig.add_trace(go.Bar(x=[None], y=[None], marker={"color": color}, name=name))
-    _study_bands(fig, active, labels)
-    fig.update_layout(margin={"l": 50, "r": 10, "t": 70, "b": 60 if many else 120}, height=480,
-                      barmode="overlay",
-                      yaxis_title="randomized per site-month",
-                      xaxis={"tickangle": -90 if many else -45, "tickfont": {"size": 9 if many else 12}},
-                      legend={"orientation": "h", "y": 1.2, "yanchor": "bottom"})
-    return fig
+    bars = {"type": "bar", "x": labels, "y": [rate[i] for i in shown], "marker": {"color": colors},
+            "name": "randomized per site-month", "hovertext": hover, "hoverinfo": "text",
+            "textposition": "outside", "cliponaxis": False, "showlegend": False}
+    if not many:
+        bars["text"] = [_fmt_rate(rate[i]) for i in shown]
+    data = [bars]
+    for column, name, color, width in (("needed_pace", "needed pace (study)", "#212529", 3),
+                                       ("planned_pace", "planned pace (study)", GREY, 2)):
+        data.append({"type": "scatter", "x": labels, "y": [_number(col[column][i]) for i in shown],
+                     "mode": "markers", "name": name, "hoverinfo": "skip",
+                     "marker": {"symbol": "line-ew-open", "size": 24, "color": color, "line": {"width": width}}})
+    data += [{"type": "bar", "x": [None], "y": [None], "marker": {"color": color}, "name": name}
+             for name, color in LEGEND]
+    annotations, shapes = _study_bands([col["study_id"][i] for i in shown])
+    layout = {"margin": {"l": 50, "r": 10, "t": 70, "b": 60 if many else 120}, "height": 480,
+              "barmode": "overlay", "yaxis": {"title": {"text": "randomized per site-month"}},
+              "xaxis": {"tickangle": -90 if many else -45, "tickfont": {"size": 9 if many else 12}},
+              "legend": {"orientation": "h", "y": 1.2, "yanchor": "bottom"}}
+    if annotations:
+        layout["annotations"] = annotations
+    if shapes:
+        layout["shapes"] = shapes
+    return ui.figure(data, layout)
 
 
-def _study_bands(fig: go.Figure, active: pd.DataFrame, labels: list[str]) -> None:
-    """Light separators and a caption per study, so that each study's sites sit together."""
-    studies = active["study_id"].tolist()
+def _below(pct) -> bool:
+    """Below the needed pace (a site without a needed pace is not)."""
+    return pct is not None and pct == pct and pct < 100
+
+
+def _number(value):
+    return None if value is None or value != value else value
+
+
+def _or_zero(value) -> float:
+    return 0.0 if value is None or value != value else value
+
+
+def _study_bands(studies: list[str]) -> tuple[list[dict], list[dict]]:
+    """Light separators and a caption per study, so that each study's sites sit together:
+    (annotations, shapes) of the chart."""
+    annotations, shapes = [], []
     start = 0
     for i in range(1, len(studies) + 1):
         if i == len(studies) or studies[i] != studies[start]:
-            fig.add_annotation(x=(start + i - 1) / 2, y=1.0, yref="paper", text=studies[start],
-                               showarrow=False, font={"size": 11, "color": "#555"}, yanchor="bottom")
+            annotations.append({"x": (start + i - 1) / 2, "y": 1.0, "yref": "paper", "text": studies[start],
+                                "showarrow": False, "font": {"size": 11, "color": "#555"}, "yanchor": "bottom"})
             if i < len(studies):
-                fig.add_vline(x=i - 0.5, line={"color": "#ced4da", "width": 1, "dash": "dot"})
+                shapes.append({"type": "line", "x0": i - 0.5, "x1": i - 0.5, "xref": "x", "y0": 0, "y1": 1,
+                               "yref": "y domain", "line": {"color": "#ced4da", "width": 1, "dash": "dot"}})
             start = i
+    return annotations, shapes
 
 
 # ---------------------------------------------------------------- callbacks
@@ -206,7 +230,21 @@ def refresh(search):
         _fmt_rate(s["randomized_per_site_month"]),
         f"{s['on_needed_pace']} of {s['with_needed_pace']}" if s["with_needed_pace"] else "—",
     ]
-    return [*cards, _pace_figure(table), ui.records(table), grid_columns(table)]
+    return [*cards, _pace_figure(table), ui.records(table), _shown_columns(table)]
+
+
+# column definitions depend only on the columns and their types: made once per table shape
+# and shared (Dash only reads them)
+_DEFS: dict[tuple, list[dict]] = {}
+
+
+def _shown_columns(frame: pd.DataFrame) -> list[dict]:
+    """``grid_columns`` of the frame, from the definitions made for its shape before."""
+    shape = tuple(zip(frame.columns, map(str, frame.dtypes)))
+    defs = _DEFS.get(shape)
+    if defs is None:
+        defs = _DEFS[shape] = grid_columns(frame)
+    return defs
 
 
 @callback(Output("si-table-download", "data"), Input("si-table-export", "n_clicks"),

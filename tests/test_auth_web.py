@@ -15,7 +15,7 @@ from flask import g, jsonify
 
 from cockpit import audit
 from cockpit.auth import users
-from cockpit.auth.web import COOKIE_NAME, CONTENT_SECURITY_POLICY, csrf_token, install, safe_next
+from cockpit.auth.web import COOKIE_NAME, CONTENT_SECURITY_POLICY, csrf_token, install, safe_next, session_user
 from cockpit.privacy import load_key
 from cockpit.store import Store, open_db
 
@@ -277,6 +277,71 @@ def test_role_change_applies_on_the_next_request(app, store):
     sign_in(client, "max", MAX_PW)
     store.write_sync(lambda con: users.set_role(con, "max", "leadership", actor="ada"))
     assert client.get("/data").get_json()["role"] == "leadership"
+
+
+def test_assignment_change_applies_on_the_next_request(app, store):
+    client = app.test_client()
+    sign_in(client, "max", MAX_PW)
+    store.write_sync(lambda con: con.execute(
+        "INSERT INTO study VALUES ('B', 'Bullous study', 'III', 'Dermatology', 20, "
+        "'2026-01-01', '2026-12-31', 10000, 'EUR')"))
+    store.write_sync(lambda con: users.assign(con, "max", studies=["B"], actor="ada"))
+    assert client.get("/data").get_json()["studies"] == ["A", "B"]
+    store.write_sync(lambda con: users.set_role(con, "max", "manager", studies=["B"], actor="ada"))
+    assert client.get("/data").get_json()["studies"] == ["B"]
+
+
+def test_session_user_reads_principal_and_stamp_in_one_query(store):
+    """The guard's one read of the user is what ``users.principal`` and
+    ``users.password_stamp`` say, for every kind of user."""
+    def set_up(con):
+        con.execute("INSERT INTO study VALUES ('B', 'Bullous study', 'III', 'Dermatology', 20, "
+                    "'2026-01-01', '2026-12-31', 10000, 'EUR')")
+        users.add_user(con, "mia", MAX_PW, "manager", studies=["B", "A"])
+        users.add_user(con, "leo", MAX_PW, "leadership")
+        users.add_user(con, "dan", MAX_PW, "manager", studies=["A"])
+        users.set_disabled(con, "dan", True)
+    store.write_sync(set_up)
+    con = store.reader()
+    for name in ("ada", "max", "mia", "leo", "dan", "nobody"):
+        assert session_user(con, name) == (users.principal(con, name), users.password_stamp(con, name)), name
+    assert session_user(con, "mia")[0].studies == ("A", "B")
+    assert session_user(con, "dan") == (None, users.password_stamp(con, "dan"))
+
+
+class _Counting:
+    """A read cursor that counts the statements sent through it."""
+
+    def __init__(self, cursor):
+        self.cursor, self.statements = cursor, 0
+
+    def execute(self, *args, **kwargs):
+        self.statements += 1
+        return self.cursor.execute(*args, **kwargs)
+
+
+def test_a_signed_in_request_reads_the_store_once(app, store, monkeypatch):
+    client = app.test_client()
+    sign_in(client, "max", MAX_PW)
+    counting = _Counting(store.reader())
+    monkeypatch.setattr(store, "reader", lambda: counting)
+    assert client.get("/data").get_json()["studies"] == ["A"]
+    assert client.post("/_dash-update-component", json={"output": "x.children"}).status_code == 200
+    assert counting.statements == 2
+
+
+def test_the_cookie_is_signed_again_only_when_the_second_changes(app, monkeypatch):
+    client = app.test_client()
+    sign_in(client)
+    now = time.time()
+    with client.session_transaction() as s:
+        s["seen"] = int(now)
+    monkeypatch.setattr(time, "time", lambda: now)
+    assert "Set-Cookie" not in client.get("/data").headers  # same second: nothing to send
+    monkeypatch.setattr(time, "time", lambda: now + 1)
+    assert "Set-Cookie" in client.get("/data").headers
+    with client.session_transaction() as s:
+        assert s["seen"] == int(now + 1)
 
 
 def test_password_change_ends_open_sessions(app, store):

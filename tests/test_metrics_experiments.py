@@ -249,6 +249,26 @@ def test_summary_verdicts_equal_analyze(con):
     assert "interim look" in e2["verdict"] and e2["decision"] == "need_more_data"
 
 
+def test_summary_counts_every_experiment_as_arm_counts_does(con):
+    """The list counts the arms of all experiments in one query: the same counts, and the
+    same verdicts, as one experiment at a time."""
+    for f in (Filters(), Filters.make(start="2026-03-05"), Filters.make(site="A1"), Filters.make(study="B")):
+        table = ex.summary(con, f)
+        for row in table.to_dict("records"):
+            analysis = ex.analyse(con, f, row["experiment_id"])
+            assert (row["verdict"], row["decision"], row["control"]) == (
+                analysis.verdict, analysis.decision, analysis.counts["arm"].iloc[0])
+            assert counts_of(analysis.counts) == counts_of(ex.arm_counts(con, f, row["experiment_id"]))
+
+
+def test_analysis_made_again_is_a_fresh_copy(con):
+    first = ex.analyse(con, Filters(), "E1")
+    users = first.result["arms"][0]["users"]
+    first.result["arms"][0]["users"] = -1
+    again = ex.analyse(con, Filters(), "E1")
+    assert again.result["arms"][0]["users"] == users == E1_ALL["text"][0]
+
+
 def test_summary_with_another_primary_metric(con):
     table = ex.summary(con, Filters(), primary={"E1": "lead_rate"}).set_index("experiment_id")
     assert table.loc["E1", "metric"] == "Lead rate"

@@ -136,6 +136,25 @@ def test_study_rows_by_hand(review_con):
     assert total["forecast_date"] is None and total["p_on_time_pct"] is None
 
 
+def test_snapshot_is_the_table_and_its_day(review_con):
+    table, day = review.snapshot(review_con, Filters())
+    assert day == AS_OF
+    assert table.equals(review.review_table(review_con, Filters()))
+    empty, day = review.snapshot(review_con, Filters.make(study="NONE"))
+    assert day == AS_OF and empty.empty and empty.columns.tolist() == review.REVIEW_COLUMNS
+
+
+def test_an_earlier_review_day(review_con):
+    """``as_of`` sets the weeks and the "to date" counts; the forecasts stay those of the
+    latest day with data."""
+    table = review.review_table(review_con, Filters(), n_sims=500, as_of=date(2026, 3, 24))
+    latest = review.review_table(review_con, Filters(), n_sims=500)
+    a, a_latest = _row(table, "A"), _row(latest, "A")
+    assert (a["leads_this_week"], a["randomized_this_week"]) == (a_latest["leads_week_before"],
+                                                                 a_latest["randomized_week_before"])
+    assert a["forecast_date"] == a_latest["forecast_date"]
+
+
 def test_forecast_columns(review_con):
     a = _row(review.review_table(review_con, Filters(), n_sims=500), "A")
     assert a["forecast_lo80"] <= a["forecast_date"] <= a["forecast_hi80"]

@@ -83,6 +83,18 @@ def test_matches_scipy_ecdf_on_censored_data(seed):
     assert hi[ok] == pytest.approx(ci.high.evaluate(km.time)[ok], abs=1e-12)
 
 
+@pytest.mark.parametrize("confidence", [0.9, 0.95, 0.8, 0.95])
+def test_band_at_each_confidence_level_matches_scipy(confidence):
+    """The normal quantile is worked out once per level: levels asked for in turn each
+    keep their own band."""
+    t, e = zip(*SIX_MP)
+    km = kaplan_meier(t, e, confidence=confidence)
+    ci = _scipy(t, e).confidence_interval(confidence, method="log-log")
+    lo, hi = km.band_at(km.time)
+    assert lo == pytest.approx(ci.low.evaluate(km.time), abs=1e-12)
+    assert hi == pytest.approx(ci.high.evaluate(km.time), abs=1e-12)
+
+
 def test_weights_equal_repeated_rows():
     t = [0, 1, 1, 2, 3, 3, 5]
     e = [True, True, False, True, False, True, False]

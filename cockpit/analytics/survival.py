@@ -30,6 +30,7 @@ Methods and references
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -141,7 +142,7 @@ def number_at_risk(durations: ArrayLike, times: ArrayLike, weights: ArrayLike | 
 
 def _loglog_band(surv: np.ndarray, greenwood: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
     """Pointwise band on log(-log S): S ** exp(+-z * sqrt(greenwood) / |log S|)."""
-    z = stats.norm.ppf(0.5 + confidence / 2.0)
+    z = _z(confidence)
     with np.errstate(divide="ignore", invalid="ignore"):
         log_s = np.log(surv)
         se = np.sqrt(greenwood) / np.abs(log_s)
@@ -152,6 +153,13 @@ def _loglog_band(surv: np.ndarray, greenwood: np.ndarray, confidence: float) -> 
     lower = np.where(undefined, np.nan, lower)
     upper = np.where(undefined, np.nan, upper)
     return lower, upper
+
+
+@lru_cache(maxsize=16)
+def _z(confidence: float) -> float:
+    """The two-sided standard normal quantile of a confidence level (1.96 for 0.95);
+    computed once per level, as scipy's ``norm.ppf`` costs far more than the band."""
+    return float(stats.norm.ppf(0.5 + confidence / 2.0))
 
 
 def _step(x: np.ndarray, y: np.ndarray, t: ArrayLike, before: float) -> np.ndarray:

@@ -8,9 +8,10 @@
   are served without a valid session. A session is valid while its user exists and is
   enabled, its password is unchanged since sign-in, it was not signed out, and the last
   request was less than ``idle_minutes`` ago (checked on the server). The user is
-  re-read from the store on every request, so disabling a user or changing a role
-  takes effect on the next click. The guard sets ``flask.g.principal`` and
-  ``flask.g.scope``, which ``cockpit.access`` and ``cockpit.filters`` read.
+  re-read from the store on every request (one query: ``session_user``), so disabling
+  a user or changing a role or an assignment takes effect on the next click. The
+  guard sets ``flask.g.principal`` and ``flask.g.scope``, which ``cockpit.access`` and
+  ``cockpit.filters`` read.
 - Security headers on every response (CSP, frame and type-sniffing protection, HSTS
   behind HTTPS).
 
@@ -35,6 +36,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable
 from urllib.parse import urlencode, urlsplit
 
+import duckdb
 import flask
 from flask import g, jsonify, redirect, render_template_string, request, session
 
@@ -172,6 +174,37 @@ def _passive() -> bool:
     return bool(changed) and all(str(c).endswith(".n_intervals") for c in changed)
 
 
+def session_user(con: duckdb.DuckDBPyConnection, username: str) -> tuple[Principal | None, str | None]:
+    """What a request's session is checked against, read in one query: the user's
+    Principal (as ``users.principal``: None when the user does not exist or is
+    disabled) and ``users.password_stamp`` (None when the user does not exist).
+
+    The user row and the assignments come back as rows of one UNION ALL (kind 0: the
+    user's role, disabled flag and password hash; 1: an assigned study; 2: an
+    assigned site), so every request still sees the current role, assignments,
+    password and state, at the cost of a single statement."""
+    rows = con.execute(_SESSION_USER_SQL, [username]).fetchall()
+    user = next((row for row in rows if row[0] == 0), None)
+    if user is None:
+        return None, None
+    _, role, disabled, password_hash = user
+    stamp = hashlib.sha256(password_hash.encode("utf-8")).hexdigest()
+    if disabled:
+        return None, stamp
+    studies = tuple(sorted(row[1] for row in rows if row[0] == 1))
+    sites = tuple(sorted(row[1] for row in rows if row[0] == 2))
+    return Principal(username=username, role=role,
+                     studies=studies if role == "manager" else None,
+                     sites=sites if role == "site" else None), stamp
+
+
+_SESSION_USER_SQL = """
+    SELECT 0 AS kind, role AS value, disabled, password_hash FROM app_user WHERE username = $1
+    UNION ALL SELECT 1, study_id, NULL, NULL FROM user_study WHERE username = $1
+    UNION ALL SELECT 2, site_id, NULL, NULL FROM user_site WHERE username = $1
+"""
+
+
 # ------------------------------------------------------------------ the guard
 @dataclass
 class _Auth:
@@ -222,7 +255,10 @@ class _Auth:
     def stamp(self, con, username: str) -> str | None:
         """Ties a session to the password it was opened with (an HMAC, since the
         cookie's contents are readable by its holder)."""
-        raw = users.password_stamp(con, username)
+        return self._sealed(users.password_stamp(con, username))
+
+    def _sealed(self, raw: str | None) -> str | None:
+        """The session's stamp of a ``users.password_stamp`` value."""
         return hmac.new(self.secret, raw.encode("ascii"), hashlib.sha256).hexdigest()[:32] if raw else None
 
     def load_revoked(self) -> None:
@@ -257,11 +293,12 @@ class _Auth:
             return None, "expired"
         if _tag(nonce) in self.revoked:
             return None, None
-        con = self.store.reader()
-        principal = users.principal(con, username)
-        if principal is None or session.get("stamp") != self.stamp(con, username):
+        principal, raw_stamp = session_user(self.store.reader(), username)
+        if principal is None or session.get("stamp") != self._sealed(raw_stamp):
             return None, None
-        if not _passive():
+        # the cookie is signed and sent again only when the second changes: the callbacks
+        # of one click share it
+        if seen != int(now) and not _passive():
             session["seen"] = int(now)
         return principal, None
 

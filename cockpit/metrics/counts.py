@@ -61,6 +61,9 @@ _SPEND_KEYS = {
 }
 
 
+_STAGE_PIVOT = ", ".join(f"count(*) FILTER (WHERE stage = '{name}') AS {name}" for name in STAGES)
+
+
 def _events_sql(stages: dict[str, str]) -> str:
     parts = [
         f"SELECT study_id, site_id, segment_id, channel_id, campaign_id, creative_id, "
@@ -75,21 +78,20 @@ def stage_counts(con: duckdb.DuckDBPyConnection, f: Filters, by: str | None = No
     """Persons reaching each stage in the period, one column per stage of ``STAGES``.
 
     ``by`` is one of study, channel, site, segment, campaign, creative, week, or None
-    for one total row.
+    for one total row. Rows are ordered by the key; a key that is empty (NULL: a lead
+    without a campaign, say) is left out.
     """
     key = _EVENT_KEYS[by] if by else "'all'"
     where, params = f.where(JOURNEY_COLUMNS, date_column="ts")
+    # one row per key, a column per stage: pivoted by DuckDB while it counts
     sql = (
-        f"SELECT {key} AS key, stage, count(*) AS n FROM ({_events_sql(STAGES)}) "
-        f"WHERE {where} GROUP BY ALL"
+        f"SELECT {key} AS key, {_STAGE_PIVOT} FROM ({_events_sql(STAGES)}) "
+        f"WHERE {where} AND ({key}) IS NOT NULL GROUP BY ALL ORDER BY key"
     )
-    long = con.execute(sql, params).df()
-    wide = long.pivot_table(index="key", columns="stage", values="n", aggfunc="sum", fill_value=0)
-    wide = wide.reindex(columns=list(STAGES), fill_value=0).astype("int64")
-    wide.columns.name = None
+    wide = con.execute(sql, params).df()
     if by is None and wide.empty:
-        wide = pd.DataFrame([[0] * len(STAGES)], columns=list(STAGES), index=["all"])
-    return _named(wide.rename_axis("key").reset_index(), by)
+        wide = pd.DataFrame({"key": ["all"], **{stage: [0] for stage in STAGES}})
+    return _named(wide, by)
 
 
 def spend_applies(f: Filters) -> bool:

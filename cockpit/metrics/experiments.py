@@ -32,12 +32,15 @@ for persons, so they narrow leads and later stages but not impressions or clicks
 """
 from __future__ import annotations
 
+import copy
 import math
+import threading
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any, Mapping
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from cockpit.analytics import abtest
@@ -128,8 +131,13 @@ def list_experiments(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame
     end, *ended* once it has passed, else *running*; without one, *ended* after
     ``STALE_DAYS`` days without delivery, else *running*.
     """
+    return _experiments(con, f, latest_day(con))
+
+
+def _experiments(con: duckdb.DuckDBPyConnection, f: Filters, today: date | None) -> pd.DataFrame:
+    """``list_experiments``, ``today`` being the latest day with data."""
     where, params = f.where(_CAMPAIGN_COLUMNS)
-    frame = con.execute(
+    rows = con.execute(
         f"""WITH arms AS (
                 SELECT cr.experiment_id, cr.creative_id, c.study_id, c.channel_id,
                        c.name AS campaign_name, c.end_date AS campaign_end
@@ -151,13 +159,27 @@ def list_experiments(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame
             FROM arms LEFT JOIN delivery USING (creative_id)
             GROUP BY experiment_id ORDER BY experiment_id""",
         params,
-    ).df()
-    for col in ("start", "end", "planned_end"):
-        frame[col] = [_as_date(v) for v in frame[col]]
-    today = latest_day(con)
-    frame["status"] = [_status(row, today) for row in frame.itertuples()]
-    frame["arms"] = frame["arms"].astype("int64")
-    return frame[EXPERIMENT_COLUMNS]
+    ).fetchall()
+    if not rows:
+        return _no_experiments()
+    ids, studies, channels, campaigns, arms, starts, ends, planned_ends = (list(c) for c in zip(*rows))
+    return pd.DataFrame({
+        "experiment_id": ids, "study_id": studies, "channel_id": channels, "campaign": campaigns,
+        "arms": np.array(arms, dtype="int64"),
+        "start": np.array(starts, dtype=object), "end": np.array(ends, dtype=object),
+        "planned_end": np.array(planned_ends, dtype=object),
+        "status": [_status(start, end, planned_end, today)
+                   for start, end, planned_end in zip(starts, ends, planned_ends)],
+    })
+
+
+def _no_experiments() -> pd.DataFrame:
+    """``list_experiments`` without any experiment (typed as an empty query result)."""
+    return pd.DataFrame({
+        **{col: np.array([], dtype=object) for col in ("experiment_id", "study_id", "channel_id", "campaign")},
+        "arms": np.array([], dtype="int64"),
+        **{col: np.array([], dtype=float) for col in ("start", "end", "planned_end", "status")},
+    })
 
 
 def _as_date(value: Any) -> date | None:
@@ -166,13 +188,14 @@ def _as_date(value: Any) -> date | None:
     return pd.Timestamp(value).date()
 
 
-def _status(row: Any, today: date | None) -> str:
-    if row.start is None or today is None:
+def _status(start: date | None, end: date | None, planned_end: date | None, today: date | None) -> str:
+    """The status of an experiment delivered from ``start`` to ``end`` (``list_experiments``)."""
+    if start is None or today is None:
         return "not started"
-    if row.planned_end is not None:
+    if planned_end is not None:
         # a planned end decides; a pause in delivery before it is still the same test
-        return "ended" if row.planned_end < today else "running"
-    if row.end < today - timedelta(days=STALE_DAYS):
+        return "ended" if planned_end < today else "running"
+    if end < today - timedelta(days=STALE_DAYS):
         return "ended"
     return "running"
 
@@ -187,14 +210,26 @@ def arm_counts(con: duckdb.DuckDBPyConnection, f: Filters, experiment_id: str) -
     ``creative_id, name, variant, is_control, planned_share`` and ``COUNT_COLUMNS``.
     Unknown or filtered-out experiments give an empty frame.
     """
+    found = _arm_counts(con, f, [experiment_id]).get(experiment_id)
+    return _no_arms() if found is None else found
+
+
+# the arm columns of the query, before the readable ``arm`` label
+_ARM_COLUMNS = ["creative_id", "name", "variant", "is_control", "planned_share", *COUNT_COLUMNS]
+
+
+def _arm_counts(con: duckdb.DuckDBPyConnection, f: Filters, experiment_ids: list[str]) -> dict[str, pd.DataFrame]:
+    """``arm_counts`` of several experiments, counted in one query; experiments without
+    an arm under the filter are left out."""
     exp_where, exp_params = f.where(_CAMPAIGN_COLUMNS)
     day_where, day_params = f.dates("a.day")  # the arms' creatives are confined by exp_where
     person_where, person_params = f.where(_PERSON_COLUMNS, date_column="j.lead_ts")
-    frame = con.execute(
+    marks = ", ".join("?" for _ in experiment_ids)
+    rows = con.execute(
         f"""WITH arms AS (
-                SELECT cr.creative_id, cr.name, cr.variant, cr.is_control, cr.planned_share
+                SELECT cr.experiment_id, cr.creative_id, cr.name, cr.variant, cr.is_control, cr.planned_share
                 FROM creative cr JOIN campaign c USING (campaign_id)
-                WHERE cr.experiment_id = ? AND {exp_where}),
+                WHERE cr.experiment_id IN ({marks}) AND {exp_where}),
             ads AS (
                 SELECT a.creative_id, sum(a.impressions) AS impressions, sum(a.clicks) AS clicks
                 FROM ad_daily a
@@ -208,13 +243,37 @@ def arm_counts(con: duckdb.DuckDBPyConnection, f: Filters, experiment_id: str) -
                 GROUP BY j.creative_id)
             SELECT arms.*, {", ".join(f"coalesce({c}, 0) AS {c}" for c in COUNT_COLUMNS)}
             FROM arms LEFT JOIN ads USING (creative_id) LEFT JOIN persons USING (creative_id)
-            ORDER BY arms.is_control DESC, arms.creative_id""",
-        [experiment_id, *exp_params, *day_params, *person_params],
-    ).df()
-    for col in COUNT_COLUMNS:
-        frame[col] = frame[col].astype("int64")
-    frame["is_control"] = frame["is_control"].astype(bool)
+            ORDER BY arms.experiment_id, arms.is_control DESC, arms.creative_id""",
+        [*experiment_ids, *exp_params, *day_params, *person_params],
+    ).fetchall()
+    per_experiment: dict[str, list[tuple]] = {}
+    for experiment_id, *row in rows:
+        per_experiment.setdefault(experiment_id, []).append(row)
+    return {experiment_id: _arm_frame(arms) for experiment_id, arms in per_experiment.items()}
+
+
+def _arm_frame(rows: list[tuple]) -> pd.DataFrame:
+    """The ``arm_counts`` frame of one experiment's rows (``_ARM_COLUMNS``), typed as
+    DuckDB hands such a result to pandas."""
+    columns = dict(zip(_ARM_COLUMNS, (list(c) for c in zip(*rows))))
+    frame = pd.DataFrame({
+        **{col: pd.array(columns[col], dtype="str") for col in ("creative_id", "name", "variant")},
+        "is_control": np.array([bool(v) for v in columns["is_control"]], dtype=bool),
+        "planned_share": np.array([np.nan if v is None else v for v in columns["planned_share"]], dtype=float),
+        **{col: np.array(columns[col], dtype="int64") for col in COUNT_COLUMNS},
+    })
     frame.insert(0, "arm", _arm_labels(frame))
+    return frame
+
+
+def _no_arms() -> pd.DataFrame:
+    """``arm_counts`` of an experiment without arms under the filter (typed as it always was)."""
+    frame = pd.DataFrame({
+        **{col: np.array([], dtype=object) for col in ("creative_id", "name", "variant")},
+        "is_control": np.array([], dtype=bool), "planned_share": np.array([], dtype=float),
+        **{col: np.array([], dtype="int64") for col in COUNT_COLUMNS},
+    })
+    frame.insert(0, "arm", np.array([], dtype=float))
     return frame
 
 
@@ -228,17 +287,20 @@ def _arm_labels(arms: pd.DataFrame) -> list[str]:
 
 
 def daily_arm_counts(
-    con: duckdb.DuckDBPyConnection, f: Filters, experiment_id: str, metric: str
+    con: duckdb.DuckDBPyConnection, f: Filters, experiment_id: str, metric: str,
+    arms: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Per day and arm: ``day, arm, users, conversions`` of ``metric``, the input of
     ``abtest.cumulative_lift``.
 
     Delivery counts (impressions, clicks) are on their delivery day; leads on their lead
     day; later stages are counted on the day of the lead they belong to (cohort view),
-    so cumulative sums equal ``arm_counts`` of the same period.
+    so cumulative sums equal ``arm_counts`` of the same period (``arms``: that frame,
+    counted here when not given).
     """
     spec = METRICS[metric]
-    arms = arm_counts(con, f, experiment_id)
+    if arms is None:
+        arms = arm_counts(con, f, experiment_id)
     if arms.empty:
         return pd.DataFrame(columns=["day", "arm", "users", "conversions"])
     ids = arms["creative_id"].tolist()
@@ -373,22 +435,34 @@ def analyse(
 ) -> Analysis | None:
     """Counts and statistics of one experiment for one metric in the period; None when
     the experiment is not declared or the filter excludes it."""
-    experiments = list_experiments(con, f)
-    found = experiments[experiments["experiment_id"] == experiment_id]
-    if found.empty:
+    today = latest_day(con)
+    experiment = _experiment(con, f, experiment_id, today)
+    if experiment is None:
         return None
-    return _analyse(con, f, found.iloc[0].to_dict(), METRICS[metric])
+    return _analyse(con, f, experiment, METRICS[metric], today=today)
+
+
+def _experiment(con: duckdb.DuckDBPyConnection, f: Filters, experiment_id: str,
+                today: date | None) -> dict[str, Any] | None:
+    """The ``list_experiments`` row of one experiment, None when the filter excludes it."""
+    experiments = _experiments(con, f, today)
+    found = experiments[experiments["experiment_id"] == experiment_id]
+    return None if found.empty else found.iloc[0].to_dict()
+
+
+_UNREAD: Any = object()  # the latest day with data, when not read yet
 
 
 def _analyse(
     con: duckdb.DuckDBPyConnection, f: Filters, experiment: dict[str, Any], spec: Metric,
-    counts: pd.DataFrame | None = None,
+    counts: pd.DataFrame | None = None, today: date | None = _UNREAD,
 ) -> Analysis:
     """The analysis of one metric; ``counts`` (``arm_counts`` of the same filter) are
-    counted here when not given, so several metrics can share one count."""
+    counted here when not given, so several metrics can share one count; so is
+    ``today`` (``latest_day``)."""
     if counts is None:
         counts = arm_counts(con, f, experiment["experiment_id"])
-    planned = planned_users_per_arm(con, f, experiment, spec)
+    planned = planned_users_per_arm(con, f, experiment, spec, today=today)
     analysis = Analysis(experiment, spec, counts, planned)
     analysis.problem = _problem(counts, spec)
     if analysis.problem is None:
@@ -398,7 +472,8 @@ def _analyse(
 
 
 def planned_users_per_arm(
-    con: duckdb.DuckDBPyConnection, f: Filters, experiment: Mapping[str, Any], spec: Metric
+    con: duckdb.DuckDBPyConnection, f: Filters, experiment: Mapping[str, Any], spec: Metric,
+    today: date | None = _UNREAD,
 ) -> int | None:
     """Users per arm the experiment will have reached at its planned end, or None.
 
@@ -406,9 +481,12 @@ def planned_users_per_arm(
     arm's users over the whole history so far, extrapolated at the same daily pace to
     the planned end. Only user counts enter (never conversions), so the plan cannot
     chase the result; it tells ``abtest.analyze`` that looks before then are interim
-    looks, judged on the always-valid p-value.
+    looks, judged on the always-valid p-value. ``today``: the latest day with data
+    (``latest_day``), read here when not given.
     """
-    start, planned_end, today = experiment["start"], experiment["planned_end"], latest_day(con)
+    if today is _UNREAD:
+        today = latest_day(con)
+    start, planned_end = experiment["start"], experiment["planned_end"]
     if experiment["status"] != "running" or planned_end is None or start is None or today is None:
         return None
     history = arm_counts(con, f.without("start", "end"), experiment["experiment_id"])
@@ -424,13 +502,13 @@ def _problem(counts: pd.DataFrame, spec: Metric) -> str | None:
     """Why the arms cannot be compared on ``spec`` (None when they can)."""
     if len(counts) < 2:
         return "Only one creative is declared in this experiment: there is nothing to compare."
-    for row in counts.itertuples():
-        users, conversions = getattr(row, spec.users), getattr(row, spec.conversions)
+    for arm, users, conversions in zip(counts["arm"].tolist(), counts[spec.users].tolist(),
+                                       counts[spec.conversions].tolist()):
         if users == 0:
-            return (f"Not enough data: {row.arm} has no {spec.users} in the period, so "
+            return (f"Not enough data: {arm} has no {spec.users} in the period, so "
                     f"{spec.label} cannot be compared yet.")
         if conversions > users:
-            return (f"Cannot compare {spec.label}: {row.arm} has more {spec.conversions} "
+            return (f"Cannot compare {spec.label}: {arm} has more {spec.conversions} "
                     f"({conversions:,}) than {spec.users} ({users:,}) in the period. Leads can "
                     "come from clicks before the period or clicks the platform did not "
                     "report; widen the date range.")
@@ -440,17 +518,38 @@ def _problem(counts: pd.DataFrame, spec: Metric) -> str | None:
 def _arms_for(counts: pd.DataFrame, spec: Metric) -> list[abtest.Arm]:
     """The arms as ``abtest.Arm`` (control first); planned shares as weights when every
     arm has a positive one, else None (equal shares)."""
-    shares = counts["planned_share"]
-    planned = shares.notna().all() and (shares > 0).all()
+    shares = counts["planned_share"].tolist()
+    planned = all(share == share and share > 0 for share in shares)  # NaN: no planned share
     return [
-        abtest.Arm(row.arm, int(getattr(row, spec.users)),
-                   int(getattr(row, spec.conversions)),
-                   float(row.planned_share) if planned else None)
-        for row in counts.itertuples()
+        abtest.Arm(arm, int(users), int(conversions), float(share) if planned else None)
+        for arm, users, conversions, share in zip(counts["arm"].tolist(), counts[spec.users].tolist(),
+                                                  counts[spec.conversions].tolist(), shares)
     ]
 
 
+# analyses already made, by what they are made of: the statistics (Fisher's exact test,
+# numerical integration) cost more than counting, and counts repeat across filters
+_ANALYSES: dict[tuple, dict[str, Any]] = {}
+_ANALYSES_LOCK = threading.Lock()
+
+
 def _analyze_counts(counts: pd.DataFrame, spec: Metric, planned: int | None) -> dict[str, Any]:
+    """``_analysis_of`` the counts, made once per distinct input (a copy each time, so
+    that a caller may change it)."""
+    columns = ("arm", "planned_share", "impressions", "clicks", spec.users, spec.conversions)
+    key = (spec.key, planned, *(tuple(None if v != v else v for v in counts[col].tolist()) for col in columns))
+    with _ANALYSES_LOCK:
+        result = _ANALYSES.get(key)
+    if result is None:
+        result = _analysis_of(counts, spec, planned)
+        with _ANALYSES_LOCK:
+            if len(_ANALYSES) > 1024:  # counts of old data are not asked for again
+                _ANALYSES.clear()
+            _ANALYSES[key] = result
+    return copy.deepcopy(result)
+
+
+def _analysis_of(counts: pd.DataFrame, spec: Metric, planned: int | None) -> dict[str, Any]:
     """``abtest.analyze`` on the arm counts, with the sample-ratio check on impressions.
 
     The planned split is a split of impressions (the unit the platform randomises).
@@ -610,21 +709,24 @@ def _arm_row(row: dict[str, Any], ids: Mapping[str, str]) -> dict[str, Any]:
 
 def lift_over_time(
     con: duckdb.DuckDBPyConnection, f: Filters, experiment_id: str, metric: str = DEFAULT_METRIC,
-    planned: int | None = None,
+    planned: int | None = None, arms: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Cumulative difference of each variant to control, day by day
     (``abtest.cumulative_lift``: Newcombe interval and always-valid mSPRT interval,
-    tuned to ``planned`` users per arm when given).
+    tuned to ``planned`` users per arm when given). ``arms``: the experiment's
+    ``arm_counts`` under the same filter, when already counted.
 
     Empty when the counts cannot be followed over time; ``frame.attrs['problem']``
     then says why.
     """
-    daily = daily_arm_counts(con, f, experiment_id, metric)
+    if arms is None:
+        arms = arm_counts(con, f, experiment_id)
+    daily = daily_arm_counts(con, f, experiment_id, metric, arms)
     empty = pd.DataFrame(columns=abtest.CUMULATIVE_COLUMNS)
     if daily["arm"].nunique() < 2:
         empty.attrs["problem"] = "Not enough data: fewer than two arms have counts in the period."
         return empty
-    control = arm_counts(con, f, experiment_id)["arm"].iloc[0]
+    control = arms["arm"].iloc[0]
     if control not in set(daily["arm"]):
         empty.attrs["problem"] = f"Not enough data: the control {control} has no counts in the period."
         return empty
@@ -649,11 +751,16 @@ def summary(
     sample-ratio-mismatch p-value, the planned users per arm when known, and the
     verdict sentence and decision of ``abtest.analyze``.
     """
-    experiments = list_experiments(con, f)
+    today = latest_day(con)
+    experiments = _experiments(con, f, today).to_dict("records")
+    # every experiment's arms in one query
+    counts = _arm_counts(con, f, [e["experiment_id"] for e in experiments]) if experiments else {}
     rows = []
-    for experiment in experiments.to_dict("records"):
+    for experiment in experiments:
         metric = (primary or {}).get(experiment["experiment_id"], DEFAULT_METRIC)
-        rows.append(_summary_row(_analyse(con, f, experiment, METRICS[metric])))
+        arms = counts.get(experiment["experiment_id"])
+        rows.append(_summary_row(_analyse(con, f, experiment, METRICS[metric],
+                                          _no_arms() if arms is None else arms, today)))
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
@@ -711,14 +818,13 @@ def metrics_overview(
     if adjust not in OVERVIEW_ADJUSTMENTS:
         raise ValueError(f"adjust must be one of {OVERVIEW_ADJUSTMENTS}, not {adjust!r}")
     columns = [c for c in OVERVIEW_COLUMNS if adjust == "bh" or c != "p_bh"]
-    experiments = list_experiments(con, f)
-    found = experiments[experiments["experiment_id"] == experiment_id]
-    if found.empty:
+    today = latest_day(con)
+    experiment = _experiment(con, f, experiment_id, today)
+    if experiment is None:
         return pd.DataFrame(columns=columns)
-    experiment = found.iloc[0].to_dict()
     counts = arm_counts(con, f, experiment_id)
     rows = [row for spec in METRICS.values()
-            for row in _overview_rows(_analyse(con, f, experiment, spec, counts))]
+            for row in _overview_rows(_analyse(con, f, experiment, spec, counts, today))]
     frame = pd.DataFrame(rows, columns=OVERVIEW_COLUMNS[:-2])
     frame["p_holm"] = frame["p_holm"].astype(float)
     if adjust == "bh":

@@ -25,13 +25,15 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 from datetime import date, timedelta
+from typing import NamedTuple
 
 import duckdb
 import pandas as pd
 
 from cockpit.analytics.forecast import ForecastInputError
 from cockpit.filters import FilterError, Filters
-from cockpit.metrics.counts import STAGES, ratio, stage_counts
+from cockpit.metrics.counts import JOURNEY_COLUMNS, STAGES, ratio, stage_counts
+from cockpit.metrics.counts import _events_sql as events_sql  # the stage events of ``stage_counts``
 from cockpit.metrics.forecast import NoDataError, UnknownStudyError, study_forecast
 from cockpit.metrics.funnel import last_day
 from cockpit.store import data_version
@@ -39,6 +41,7 @@ from cockpit.store import data_version
 PAGE_SIMS = 4000  # enough for percent-level probabilities; the CLI keeps the full count
 MIN_VOLUME = 10  # changes are judged only on rows with at least this many in the week before
 CHANGE_KPIS = ("leads", "eligible", "consented", "randomized")
+CHANGE_STAGES = {kpi: STAGES[kpi] for kpi in CHANGE_KPIS}  # each counted on its own day
 CHANGE_LEVELS = {"study": "Study", "channel": "Channel", "site": "Site"}
 TOTAL_ID = "Total"
 
@@ -70,13 +73,6 @@ def study_scope(f: Filters) -> Filters:
 
 # ---------------------------------------------------------------- per-study parts
 
-def _studies(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
-    where, params = f.where({"study": "study_id", "phase": "phase"})
-    return con.execute(
-        f"""SELECT study_id, name, phase, target_randomized AS target, start_date, planned_end
-            FROM study WHERE {where} ORDER BY study_id""", params).df()
-
-
 def planned_to_date(target: int, start: date, planned_end: date, as_of: date) -> float:
     """Where the straight-line pace from start to planned end stands on ``as_of``."""
     start, planned_end = pd.Timestamp(start).date(), pd.Timestamp(planned_end).date()
@@ -85,17 +81,6 @@ def planned_to_date(target: int, start: date, planned_end: date, as_of: date) ->
         return float(target)
     share = min(max((as_of - start).days / duration, 0.0), 1.0)
     return target * share
-
-
-def _to_date(con: duckdb.DuckDBPyConnection, as_of: date) -> pd.DataFrame:
-    """Per study: randomized and spend up to ``as_of``."""
-    return con.execute(
-        """SELECT st.study_id,
-                  (SELECT count(*) FROM journey j WHERE j.study_id = st.study_id
-                     AND CAST(j.randomized_ts AS DATE) <= ?) AS randomized_to_date,
-                  (SELECT coalesce(sum(spend), 0) FROM spend_daily s WHERE s.study_id = st.study_id
-                     AND s.day <= ?) AS spend_to_date
-           FROM study st""", [as_of, as_of]).df()
 
 
 def week_counts(con: duckdb.DuckDBPyConnection, f: Filters, period: tuple[date, date],
@@ -107,14 +92,12 @@ def week_counts(con: duckdb.DuckDBPyConnection, f: Filters, period: tuple[date, 
 def alerts_firing(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, int], int]:
     """(firing rules per study named in their scope, firing rules in all). Both empty
     when the store has no alert tables yet."""
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name IN ('alert_rule', 'alert_state')"
-    ).fetchone()[0]
-    if exists < 2:
+    try:
+        scopes = [r[0] for r in con.execute(
+            """SELECT r.scope FROM alert_rule r JOIN alert_state s USING (rule_id)
+               WHERE s.state = 'firing' AND r.enabled""").fetchall()]
+    except duckdb.CatalogException:  # a store from before the alert tables
         return {}, 0
-    scopes = [r[0] for r in con.execute(
-        """SELECT r.scope FROM alert_rule r JOIN alert_state s USING (rule_id)
-           WHERE s.state = 'firing' AND r.enabled""").fetchall()]
     per_study: dict[str, int] = {}
     for scope in scopes:
         try:
@@ -136,7 +119,18 @@ def cached_forecast(con: duckdb.DuckDBPyConnection, study_id: str, n_sims: int =
     """The study's forecast (cockpit.metrics.forecast.study_forecast), computed once per
     study and data version; None when it cannot be made (no data, nobody recruited at
     an active site yet)."""
-    key = (study_id, data_version(con), last_day(con), n_sims)
+    return _forecast(con, study_id, n_sims, _data_key(con, last_day(con)))
+
+
+def _data_key(con: duckdb.DuckDBPyConnection, end: date | None) -> tuple:
+    """What a cached forecast depends on besides the study: the data version and the
+    latest day with data (``end``)."""
+    return data_version(con), end
+
+
+def _forecast(con: duckdb.DuckDBPyConnection, study_id: str, n_sims: int, data_key: tuple) -> dict | None:
+    """``cached_forecast`` with the data key already read (one read for every study of a table)."""
+    key = (study_id, *data_key, n_sims)
     with _CACHE_LOCK:
         if key in _CACHE:
             return _CACHE[key]
@@ -174,34 +168,91 @@ def review_table(con: duckdb.DuckDBPyConnection, f: Filters, with_total: bool = 
     docstring), then the portfolio total (``study_id`` = "Total"). ``as_of`` (default:
     the latest day with data) sets the weeks and the "to date" counts; forecasts always
     start from the latest day with data."""
+    return _table(con, f, with_total, n_sims, as_of, last_day(con))
+
+
+def snapshot(con: duckdb.DuckDBPyConnection, f: Filters) -> tuple[pd.DataFrame, date | None]:
+    """What the Weekly review page shows for a filter: ``review_table`` and the day it
+    is as of (``review_day``), read once for both."""
+    end = review_day(con)
+    return _table(con, f, True, PAGE_SIMS, end, end), end
+
+
+def _table(con: duckdb.DuckDBPyConnection, f: Filters, with_total: bool, n_sims: int,
+           as_of: date | None, end: date | None) -> pd.DataFrame:
+    """``review_table``, ``end`` being the latest day with data (the forecasts' start)."""
     f = study_scope(f)
-    studies = _studies(con, f)
-    as_of = as_of or review_day(con)
-    if studies.empty or as_of is None:
+    as_of = as_of or end
+    if as_of is None:
         return pd.DataFrame(columns=REVIEW_COLUMNS)
-    this_week, week_before = weeks(as_of)
-    now = week_counts(con, f, this_week).set_index("study_id")
-    before = week_counts(con, f, week_before).set_index("study_id")
-    to_date = _to_date(con, as_of).set_index("study_id")
-    firing, _ = alerts_firing(con)
-    rows = [_study_row(st, as_of, now, before, to_date, firing, cached_forecast(con, st.study_id, n_sims))
-            for st in studies.itertuples()]
+    studies = _study_rows(con, f, as_of)
+    if not studies:
+        return pd.DataFrame(columns=REVIEW_COLUMNS)
+    counts = _week_counts(con, f, as_of)
+    firing, firing_total = alerts_firing(con)
+    data_key = _data_key(con, end)
+    rows = [_study_row(st, as_of, counts.get(st.study_id, _NO_COUNTS), firing,
+                       _forecast(con, st.study_id, n_sims, data_key))
+            for st in studies]
     table = pd.DataFrame(rows, columns=REVIEW_COLUMNS + ["spend_to_date", "planned_exact"])
     if with_total:
-        table = pd.concat([table, pd.DataFrame([total_row(table, con, f)])], ignore_index=True)
+        table = pd.concat([table, pd.DataFrame([total_row(table, con, f, firing_total)])], ignore_index=True)
     return table[REVIEW_COLUMNS]
 
 
-def _count(frame: pd.DataFrame, study_id: str, stage: str) -> int:
-    return int(frame.at[study_id, stage]) if study_id in frame.index else 0
+class _Study(NamedTuple):
+    """A study of the table, with its randomized and spend up to the review day."""
+
+    study_id: str
+    name: str
+    phase: str
+    target: int
+    start_date: date
+    planned_end: date
+    randomized_to_date: int
+    spend_to_date: float
 
 
-def _study_row(st, as_of: date, now: pd.DataFrame, before: pd.DataFrame, to_date: pd.DataFrame,
-               firing: dict[str, int], fc: dict | None) -> dict:
-    randomized = int(to_date.at[st.study_id, "randomized_to_date"])
-    spend_to_date = float(to_date.at[st.study_id, "spend_to_date"])
+def _study_rows(con: duckdb.DuckDBPyConnection, f: Filters, as_of: date) -> list[_Study]:
+    """The studies of the filter by id, each with every randomized person and all spend
+    of the study up to ``as_of`` (whatever the other filters)."""
+    where, params = f.where({"study": "st.study_id", "phase": "st.phase"})
+    rows = con.execute(
+        f"""SELECT st.study_id, st.name, st.phase, st.target_randomized, st.start_date, st.planned_end,
+                   coalesce(r.randomized_to_date, 0), coalesce(s.spend_to_date, 0)
+            FROM study st
+            LEFT JOIN (SELECT study_id, count(*) AS randomized_to_date FROM journey
+                       WHERE CAST(randomized_ts AS DATE) <= ? GROUP BY study_id) r USING (study_id)
+            LEFT JOIN (SELECT study_id, sum(spend) AS spend_to_date FROM spend_daily
+                       WHERE day <= ? GROUP BY study_id) s USING (study_id)
+            WHERE {where} ORDER BY st.study_id""", [as_of, as_of, *params]).fetchall()
+    return [_Study(*row) for row in rows]
+
+
+# per study: (leads this week, leads the week before, randomized this week, the week before)
+_NO_COUNTS = (0, 0, 0, 0)
+
+
+def _week_counts(con: duckdb.DuckDBPyConnection, f: Filters, as_of: date) -> dict[str, tuple[int, int, int, int]]:
+    """Per study, leads and randomized of this week and of the week before, each stage
+    on its own day (as ``week_counts``), counted in one pass."""
+    where, params = f.where(JOURNEY_COLUMNS)
+    periods = weeks(as_of)
+    counted = ", ".join(
+        f"count(*) FILTER (WHERE {column} >= ? AND {column} < ? + INTERVAL 1 DAY)"
+        for column in ("lead_ts", "randomized_ts") for _ in periods)
+    bounds = [day for _ in ("lead_ts", "randomized_ts") for period in periods for day in period]
+    rows = con.execute(f"SELECT study_id, {counted} FROM journey WHERE {where} GROUP BY study_id",
+                       [*bounds, *params]).fetchall()
+    return {study_id: tuple(numbers) for study_id, *numbers in rows}
+
+
+def _study_row(st: _Study, as_of: date, counts: tuple[int, int, int, int], firing: dict[str, int],
+               fc: dict | None) -> dict:
+    randomized = int(st.randomized_to_date)
+    spend_to_date = float(st.spend_to_date)
     planned = planned_to_date(int(st.target), st.start_date, st.planned_end, as_of)
-    leads_now, leads_before = _count(now, st.study_id, "leads"), _count(before, st.study_id, "leads")
+    leads_now, leads_before, randomized_now, randomized_before = counts
     dates = fc["target_date"] if fc else {}
     return {
         "study_id": st.study_id, "name": st.name, "phase": st.phase, "target": int(st.target),
@@ -211,8 +262,7 @@ def _study_row(st, as_of: date, now: pd.DataFrame, before: pd.DataFrame, to_date
         "forecast_hi80": dates.get("q90"),
         "p_on_time_pct": round(100.0 * fc["p_on_time"], 1) if fc else None,
         "cost_per_randomized_to_date": _money(ratio(spend_to_date, randomized)),
-        "randomized_this_week": _count(now, st.study_id, "randomized"),
-        "randomized_week_before": _count(before, st.study_id, "randomized"),
+        "randomized_this_week": randomized_now, "randomized_week_before": randomized_before,
         "leads_this_week": leads_now, "leads_week_before": leads_before,
         "leads_change_pct": pct_change(leads_now, leads_before),
         "alerts_firing": firing.get(st.study_id, 0), "spend_to_date": spend_to_date,
@@ -229,17 +279,19 @@ def _money(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
-def total_row(table: pd.DataFrame, con: duckdb.DuckDBPyConnection, f: Filters) -> dict:
+def total_row(table: pd.DataFrame, con: duckdb.DuckDBPyConnection, f: Filters,
+              firing_total: int | None = None) -> dict:
     """The portfolio: sums of the studies shown; pace and cost from the sums; no
     forecast (each study has its own). With no study or phase filter, alerts firing
-    include the rules scoped to no study."""
+    include the rules scoped to no study (``firing_total``: all rules firing, when
+    ``alerts_firing`` was already read)."""
     sums = {c: int(table[c].sum()) for c in (
         "target", "randomized_to_date", "randomized_this_week", "randomized_week_before",
         "leads_this_week", "leads_week_before", "alerts_firing")}
     planned = float(table["planned_exact"].sum())
     spend_total = float(table["spend_to_date"].sum())
     if not f.study and not f.phase:
-        sums["alerts_firing"] = alerts_firing(con)[1]
+        sums["alerts_firing"] = alerts_firing(con)[1] if firing_total is None else firing_total
     return {
         **{c: None for c in REVIEW_COLUMNS}, **sums,
         "study_id": TOTAL_ID, "name": f"Portfolio ({len(table)} studies)",
@@ -253,22 +305,37 @@ def total_row(table: pd.DataFrame, con: duckdb.DuckDBPyConnection, f: Filters) -
 
 def week_changes(con: duckdb.DuckDBPyConnection, study_id: str, as_of: date | None = None) -> pd.DataFrame:
     """Every (level, key, KPI) of one study with its count this week and the week before:
-    level is study, channel or site; KPIs are ``CHANGE_KPIS`` (each stage on its own day)."""
+    level is study, channel or site; KPIs are ``CHANGE_KPIS`` (each stage on its own day).
+    Rows by level, then key, then KPI; all counted in one query."""
     as_of = as_of or review_day(con)
     cols = ["level", "key", "kpi", "this_week", "week_before"]
     if as_of is None:
         return pd.DataFrame(columns=cols)
-    f = Filters(study=(study_id,))
     this_week, week_before = weeks(as_of)
-    frames = []
+    counted = _level_counts(con, Filters(study=(study_id,), start=week_before[0], end=this_week[1]), this_week[0])
+    rows = []
     for level in CHANGE_LEVELS:
-        now = week_counts(con, f, this_week, by=level).set_index(level + "_id")
-        before = week_counts(con, f, week_before, by=level).set_index(level + "_id")
-        keys = sorted(set(now.index.dropna()) | set(before.index.dropna()))
-        for key in keys:
-            for kpi in CHANGE_KPIS:
-                frames.append((level, key, kpi, _count(now, key, kpi), _count(before, key, kpi)))
-    return pd.DataFrame(frames, columns=cols)
+        for key in sorted(k for (lv, k) in counted if lv == level):
+            now, before = counted[(level, key)]
+            rows += [(level, key, kpi, now[i], before[i]) for i, kpi in enumerate(CHANGE_KPIS)]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _level_counts(con: duckdb.DuckDBPyConnection, f: Filters, this_start: date) -> dict[tuple[str, str], list]:
+    """(level, key) -> [counts of ``CHANGE_KPIS`` from ``this_start`` on, counts before
+    it], in ``f``'s period; keys that are empty (a lead without a channel) left out."""
+    where, params = f.where(JOURNEY_COLUMNS, date_column="ts")
+    pivot = ", ".join(f"count(*) FILTER (WHERE stage = '{kpi}')" for kpi in CHANGE_KPIS)
+    levels = " UNION ALL ".join(f"SELECT '{level}' AS level, {level}_id AS key, now, stage FROM e"
+                                for level in CHANGE_LEVELS)  # level names are fixed, never input
+    rows = con.execute(
+        f"""WITH e AS (SELECT *, ts >= CAST(? AS DATE) AS now FROM ({events_sql(CHANGE_STAGES)}) WHERE {where})
+            SELECT level, key, now, {pivot} FROM ({levels}) WHERE key IS NOT NULL GROUP BY ALL""",
+        [this_start, *params]).fetchall()
+    counted: dict[tuple[str, str], list] = {}
+    for level, key, now, *numbers in rows:
+        counted.setdefault((level, key), [(0,) * len(CHANGE_KPIS)] * 2)[0 if now else 1] = tuple(numbers)
+    return counted
 
 
 def biggest_changes(con: duckdb.DuckDBPyConnection, study_id: str, as_of: date | None = None,
@@ -276,17 +343,19 @@ def biggest_changes(con: duckdb.DuckDBPyConnection, study_id: str, as_of: date |
     """The ``n`` largest relative changes week over week of one study: among
     ``week_changes`` rows with at least ``min_volume`` in the week before, ranked by
     |this week - week before| / week before, ties by the absolute difference. Adds
-    ``change`` (this week - week before) and ``change_pct``."""
+    ``change`` (this week - week before), ``change_pct`` and the ``label`` a reader
+    knows the row by."""
     rows = week_changes(con, study_id, as_of)
     rows = rows[rows["week_before"] >= min_volume].copy()
     rows["change"] = rows["this_week"] - rows["week_before"]
     rows["change_pct"] = (100.0 * rows["change"] / rows["week_before"]).round(1)
     rows["_rank"] = rows["change_pct"].abs()
     rows["_abs"] = rows["change"].abs()
-    rows["label"] = [_label(con, level, key) for level, key in zip(rows["level"], rows["key"])]
     rows = rows[rows["change"] != 0].sort_values(["_rank", "_abs", "level", "key", "kpi"],
                                                  ascending=[False, False, True, True, True])
-    return rows.drop(columns=["_rank", "_abs"]).head(n).reset_index(drop=True)
+    top = rows.drop(columns=["_rank", "_abs"]).head(n).reset_index(drop=True)
+    top["label"] = [_label(con, level, key) for level, key in zip(top["level"], top["key"])]
+    return top
 
 
 def _label(con: duckdb.DuckDBPyConnection, level: str, key: str) -> str:

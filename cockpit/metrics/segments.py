@@ -26,6 +26,8 @@ Methods (each stated on the page too):
 """
 from __future__ import annotations
 
+import math
+
 import duckdb
 import numpy as np
 import pandas as pd
@@ -82,6 +84,14 @@ def allocated_spend(con: duckdb.DuckDBPyConnection, f: Filters) -> tuple[pd.Data
     Allocation uses every segment's leads whatever the segment filter (a segment's
     share is relative to all of them); the caller keeps the segments it shows.
     """
+    allocated, summary = _allocation(con, f)
+    ids = sorted(allocated)
+    return pd.DataFrame({"segment_id": pd.Series(ids, dtype="str" if ids else object),
+                         "allocated_spend": np.array([allocated[i] for i in ids], dtype=float)}), summary
+
+
+def _allocation(con: duckdb.DuckDBPyConnection, f: Filters) -> tuple[dict[str, float], dict]:
+    """``allocated_spend`` as {segment_id: spend} and the summary."""
     base = f.without("segment", "site")
     spend_where, spend_params = base.where({"study": "study_id", "channel": "channel_id"}, date_column="day")
     lead_where, lead_params = base.where({"study": "study_id", "channel": "channel_id"})
@@ -125,18 +135,22 @@ def allocated_spend(con: duckdb.DuckDBPyConnection, f: Filters) -> tuple[pd.Data
     UNION ALL
     SELECT 'unallocated', NULL, sum(spend) FROM cell WHERE NOT by_week AND NOT by_period
     """
-    parts = con.execute(sql, spend_params + period_params + lead_params).df()
-    parts["spend"] = parts["spend"].fillna(0.0).astype(float)
-    per_method = parts.groupby("method")["spend"].sum()
+    rows = con.execute(sql, spend_params + period_params + lead_params).fetchall()
+    per_method: dict[str, list[float]] = {}
+    per_segment: dict[str, list[float]] = {}
+    for method, segment_id, spent in rows:
+        spent = 0.0 if spent is None else float(spent)
+        per_method.setdefault(method, []).append(spent)
+        if method != "unallocated":
+            per_segment.setdefault(segment_id, []).append(spent)
     summary = {
-        "by_week": float(per_method.get("week", 0.0)),
-        "by_period": float(per_method.get("period", 0.0)),
-        "unallocated": float(per_method.get("unallocated", 0.0)),
+        "by_week": math.fsum(per_method.get("week", [])),
+        "by_period": math.fsum(per_method.get("period", [])),
+        "unallocated": math.fsum(per_method.get("unallocated", [])),
     }
     summary["total"] = summary["by_week"] + summary["by_period"] + summary["unallocated"]
-    allocated = (parts[parts["method"] != "unallocated"].groupby("segment_id", as_index=False)["spend"].sum()
-                 .rename(columns={"spend": "allocated_spend"}))
-    return allocated, summary
+    # exact sums: the same whatever order DuckDB hands the parts over in
+    return {segment_id: math.fsum(parts) for segment_id, parts in per_segment.items()}, summary
 
 
 def time_to_enrolment(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
@@ -144,17 +158,37 @@ def time_to_enrolment(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFram
     from lead to randomization (``median_days_to_randomization``, empty when not
     reached) of ``funnel.enrolment_durations``, the leads it follows (``km_leads``:
     randomized or open) and those censored because still open (``open_leads``)."""
-    data = funnel.enrolment_durations(con, f, by="segment")
-    rows = []  # one Kaplan-Meier per segment
-    for group, g in data.groupby("group", sort=True):
-        km = kaplan_meier(g["days"], g["randomized"], weights=g["persons"])
-        rows.append({
-            "segment_id": "" if group == funnel.UNKNOWN else group,
-            "median_days_to_randomization": km.median(),
-            "km_leads": km.n,
-            "open_leads": km.n - km.n_events,
-        })
+    rows = [{"segment_id": segment_id, "median_days_to_randomization": median,
+             "km_leads": followed, "open_leads": still_open}
+            for segment_id, (median, followed, still_open) in sorted(_enrolment(con, f).items(),
+                                                                     key=lambda item: _group_of(item[0]))]
     return pd.DataFrame(rows, columns=TTE_COLUMNS)
+
+
+def _group_of(segment_id: str) -> str:
+    """The time-to-enrolment group of a segment id (the order ``time_to_enrolment`` lists them in)."""
+    return funnel.UNKNOWN if segment_id == "" else segment_id
+
+
+def _enrolment(con: duckdb.DuckDBPyConnection, f: Filters) -> dict[str, tuple[float | None, int, int]]:
+    """Per segment id: (Kaplan-Meier median days, leads followed, leads still open) of
+    ``time_to_enrolment``. The leads that enrol or still can (``funnel.FOLLOWED``) of
+    ``funnel.lead_status``, one Kaplan-Meier per segment; the status rows are already
+    counted per day, so they go in as weights."""
+    status = funnel.lead_status(con, f, by="segment")
+    by_group: dict[str, tuple[list, list, list]] = {}
+    for group, state, days, persons in zip(status["group"].tolist(), status["status"].tolist(),
+                                           status["days"].tolist(), status["persons"].tolist()):
+        if state in funnel.FOLLOWED:
+            durations, events, weights = by_group.setdefault(group, ([], [], []))
+            durations.append(days)
+            events.append(state == funnel.RANDOMIZED)
+            weights.append(persons)
+    out = {}
+    for group, (durations, events, weights) in by_group.items():
+        km = kaplan_meier(durations, events, weights=weights)
+        out["" if group == funnel.UNKNOWN else group] = (km.median(), km.n, km.n - km.n_events)
+    return out
 
 
 def segment_table(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
@@ -179,39 +213,83 @@ def segment_report(con: duckdb.DuckDBPyConnection, f: Filters) -> tuple[pd.DataF
     """
     scope = f.without("segment")  # indices compare every segment (module docstring)
     counts = stage_counts(con, scope, by="segment_or_unknown")
-    table = counts.merge(_cohort_eligible(con, scope), on="segment_id", how="outer")
-    summary = None
-    if allocation_applies(f):
-        spent, summary = allocated_spend(con, scope)
-        table = table.merge(spent, on="segment_id", how="left")
-    else:
-        table["allocated_spend"] = np.nan
-    table = table.merge(time_to_enrolment(con, scope), on="segment_id", how="left")
-    for col in list(STAGES) + ["cohort_leads", "cohort_eligible", "km_leads", "open_leads"]:
-        table[col] = table[col].fillna(0).astype("int64")
-    table["eligible_rate_pct"] = [_pct(e, n) for e, n in zip(table["cohort_eligible"], table["cohort_leads"])]
-    table["allocated_spend"] = pd.to_numeric(table["allocated_spend"], errors="coerce").astype(float)
-    if allocation_applies(f):
-        table["allocated_spend"] = table["allocated_spend"].fillna(0.0)
-    table["allocated_cost_per_randomized"] = _floats(
-        ratio(s, r) for s, r in zip(table["allocated_spend"], table["randomized"]))
-    table["randomized_per_1000"] = _floats(
-        None if (q := ratio(r, s)) is None else 1000.0 * q
-        for r, s in zip(table["randomized"], table["allocated_spend"])
-    )
-    table["median_days_to_randomization"] = pd.to_numeric(table["median_days_to_randomization"]).astype(float)
-    table = priority(table)
-    table["caution"] = [f"only {n} randomized: uncertain" if n < MIN_RANDOMIZED else ""
-                        for n in table["randomized"]]
-    table = _names(con, table)
-    for col, digits in (("allocated_spend", 2), ("allocated_cost_per_randomized", 2), ("randomized_per_1000", 3),
-                        ("median_days_to_randomization", 1), ("yield_index", 3), ("speed_index", 3),
-                        ("priority", 0)):
-        table[col] = table[col].round(digits)
-    if f.segment:
+    stages = {stage: dict(zip(counts["segment_id"].tolist(), counts[stage].tolist())) for stage in STAGES}
+    cohort = {segment_id: (leads, eligible) for segment_id, leads, eligible in _cohort_rows(con, scope)}
+    spent, summary = _allocation(con, scope) if allocation_applies(f) else (None, None)
+    enrolment = _enrolment(con, scope)
+    names = _segment_names(con)
+    # every segment with an event or a lead in the period, youngest band first, unknown age last
+    ids = sorted(stages["leads"].keys() | cohort.keys(), key=lambda i: (names.get(i, (i, _NO_AGE))[1], i))
+    table = _segment_rows(ids, stages, cohort, spent, enrolment, names)
+    if f.segment:  # scored among all segments, shown for the chosen ones
         wanted = set(f.segment)
-        table = table[table["segment_id"].isin(wanted)]
-    return table[TABLE_COLUMNS].reset_index(drop=True), summary
+        table = table.take([i for i, segment_id in enumerate(ids) if segment_id in wanted]).reset_index(drop=True)
+    return table, summary
+
+
+_NO_AGE = 10_000  # the age band order of a segment without a band: last
+
+
+def _segment_rows(ids: list[str], stages: dict[str, dict], cohort: dict[str, tuple[int, int]],
+                  spent: dict[str, float] | None, enrolment: dict[str, tuple], names: dict[str, tuple]) -> pd.DataFrame:
+    """The table of ``segment_report`` (columns ``TABLE_COLUMNS``) for the segments ``ids``,
+    in that order; ``spent`` None when spend cannot be allocated (a site filter)."""
+    counted = {stage: np.array([stages[stage].get(i, 0) for i in ids], dtype="int64") for stage in STAGES}
+    randomized = counted["randomized"].tolist()
+    if spent is None:
+        allocated = np.full(len(ids), np.nan)
+    else:
+        allocated = np.array([spent.get(i, 0.0) for i in ids], dtype=float)
+    allocated_list = allocated.tolist()
+    per_1000 = np.array(_floats(None if (q := ratio(r, s)) is None else 1000.0 * q
+                                for r, s in zip(randomized, allocated_list)), dtype=float)
+    medians = np.array([np.nan if (m := enrolment.get(i, (None,))[0]) is None else m for i in ids], dtype=float)
+    yield_index, speed_index, score = _indices(per_1000, medians)
+    leads_followed = [enrolment[i][1] if i in enrolment else 0 for i in ids]
+    frame = {
+        "segment_id": ids,
+        "segment": [_segment_name(i, names) for i in ids],
+        "priority": score.round(0),
+        "caution": [f"only {n} randomized: uncertain" if n < MIN_RANDOMIZED else "" for n in randomized],
+        "leads": counted["leads"],
+        "eligible_rate_pct": np.array([_pct(eligible, leads) for leads, eligible in
+                                       (cohort.get(i, (0, 0)) for i in ids)], dtype=float),
+        "randomized": counted["randomized"],
+        "randomized_per_1000": per_1000.round(3),
+        "allocated_cost_per_randomized": np.array(_floats(map(ratio, allocated_list, randomized)),
+                                                  dtype=float).round(2),
+        "median_days_to_randomization": medians.round(1),
+        "eligible": counted["eligible"],
+        "consented": counted["consented"],
+        "allocated_spend": allocated.round(2),
+        "km_leads": np.array(leads_followed, dtype="int64"),
+        "open_leads": np.array([enrolment[i][2] if i in enrolment else 0 for i in ids], dtype="int64"),
+        "yield_index": yield_index.round(3),
+        "speed_index": speed_index.round(3),
+    }
+    if not ids:  # no segment: the columns are typed as they always were then
+        frame.update(segment_id=np.array([], dtype=object), segment=pd.array([], dtype="str"),
+                     caution=np.array([], dtype=float))
+    return pd.DataFrame(frame)
+
+
+def _indices(per_1000: np.ndarray, medians: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(yield index, speed index, priority) of ``PRIORITY_FORMULA`` from randomized per
+    1,000 spend and median days to enrolment (see ``priority``)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        known = per_1000[~np.isnan(per_1000)]
+        best_yield = known.max() if len(known) else np.nan
+        if np.isnan(best_yield) or best_yield <= 0:
+            yield_index = np.full(len(per_1000), np.nan)
+        else:
+            yield_index = per_1000 / best_yield
+        # whole days: a median of 0 (randomized on the lead's day) counts as 1 day
+        clipped = np.where(np.isnan(medians), np.nan, np.maximum(medians, 1.0))
+        reached = clipped[~np.isnan(clipped)]
+        fastest = reached.min() if len(reached) else np.nan
+        speed_index = fastest / clipped
+        speed_index = np.where(np.isnan(speed_index), 0.0, speed_index)
+        return yield_index, speed_index, 100.0 * (yield_index + speed_index) / 2.0
 
 
 def priority(table: pd.DataFrame) -> pd.DataFrame:
@@ -219,41 +297,40 @@ def priority(table: pd.DataFrame) -> pd.DataFrame:
     randomized_per_1000 and median_days_to_randomization. Without spend (site filter) or
     without any randomized patient the yield index, and so the priority, is empty."""
     table = table.copy()
-    best_yield = table["randomized_per_1000"].max(skipna=True)
-    if pd.isna(best_yield) or best_yield <= 0:
-        table["yield_index"] = np.nan
-    else:
-        table["yield_index"] = table["randomized_per_1000"] / best_yield
-    # durations are whole days: a median of 0 (randomized on the lead's day) counts as
-    # 1 day, so that the index stays finite
-    medians = table["median_days_to_randomization"].clip(lower=1.0)
-    table["speed_index"] = (medians.min(skipna=True) / medians).fillna(0.0)
-    table["priority"] = 100.0 * (table["yield_index"] + table["speed_index"]) / 2.0
+    table["yield_index"], table["speed_index"], table["priority"] = _indices(
+        table["randomized_per_1000"].to_numpy(dtype=float),
+        table["median_days_to_randomization"].to_numpy(dtype=float))
     return table
 
 
 # ---------------------------------------------------------------- helpers
 
 
-def _cohort_eligible(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
-    """Leads created in the period per segment, and how many were ever eligible."""
+def _cohort_rows(con: duckdb.DuckDBPyConnection, f: Filters) -> list[tuple[str, int, int]]:
+    """(segment_id, leads created in the period, of them ever eligible) per segment."""
     where, params = f.where(JOURNEY_COLUMNS, date_column="lead_ts")
     return con.execute(
         f"""SELECT coalesce(segment_id, '') AS segment_id, count(*) AS cohort_leads,
                    count(eligible_ts) AS cohort_eligible
             FROM journey WHERE {where} GROUP BY ALL""",
         params,
-    ).df()
+    ).fetchall()
 
 
-def _names(con: duckdb.DuckDBPyConnection, table: pd.DataFrame) -> pd.DataFrame:
-    """Segment names, youngest band first, unknown age last."""
-    segments = con.execute("SELECT segment_id, name AS segment, min_age FROM segment").df()
-    table = table.merge(segments, on="segment_id", how="left")
-    table["segment"] = table["segment"].where(table["segment_id"] != "", UNKNOWN_SEGMENT)
-    table["segment"] = table["segment"].fillna(table["segment_id"])
-    table["min_age"] = table["min_age"].fillna(10_000)
-    return table.sort_values(["min_age", "segment_id"]).drop(columns="min_age")
+def _segment_name(segment_id: str, names: dict[str, tuple[str, float]]) -> str:
+    """The name shown for a segment: its band's name, ``UNKNOWN_SEGMENT`` for persons
+    without a known age, the id itself for a band without a name."""
+    if segment_id == "":
+        return UNKNOWN_SEGMENT
+    name = names.get(segment_id, (None,))[0]
+    return segment_id if name is None else name
+
+
+def _segment_names(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, float]]:
+    """Segment id -> (name, youngest age of the band); a band without a youngest age
+    sorts last."""
+    return {segment_id: (name, _NO_AGE if min_age is None else min_age)
+            for segment_id, name, min_age in con.execute("SELECT segment_id, name, min_age FROM segment").fetchall()}
 
 
 def _pct(numerator, denominator) -> float:

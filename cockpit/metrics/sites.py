@@ -22,6 +22,7 @@ Definitions (DESIGN.md, "Enrolment rate"):
 from __future__ import annotations
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from cockpit.filters import Filters
@@ -60,40 +61,39 @@ def working_days_sql(start: str, end: str) -> str:
             f"+ greatest(0, {d} + {r} - 7))")
 
 
-def _study_pace(con: duckdb.DuckDBPyConnection, f: Filters, end) -> pd.DataFrame:
-    """Per study: planned pace and needed pace (see module docstring)."""
+def _pace_sql(f: Filters) -> tuple[str, list]:
+    """Per study: planned pace and needed pace (see module docstring), as the body of
+    a CTE over ``p`` (the latest day with data); the study filter and the viewer's
+    scope apply to it as to a query of its own."""
     where, params = f.where({"study": "st.study_id"})
-    return con.execute(
-        f"""
-        WITH sites AS (
-            SELECT study_id, count(*) AS n_sites,
-                   count(*) FILTER (WHERE activation_date <= ?) AS active_sites
-            FROM site GROUP BY study_id),
-        done AS (
-            SELECT study_id, count(*) AS randomized_to_date FROM journey
-            WHERE randomized_ts IS NOT NULL GROUP BY study_id)
-        SELECT st.study_id, st.target_randomized,
+    return f"""
+        SELECT st.study_id,
                st.target_randomized / nullif(s.n_sites * date_diff('day', st.start_date, st.planned_end)
                                              / {DAYS_PER_MONTH}, 0) AS planned_pace,
-               CASE WHEN date_diff('day', CAST(? AS DATE), st.planned_end) > 0 AND s.active_sites > 0
+               CASE WHEN date_diff('day', p.last_day, st.planned_end) > 0 AND s.active_sites > 0
                     THEN greatest(st.target_randomized - coalesce(d.randomized_to_date, 0), 0)
-                         / (s.active_sites * date_diff('day', CAST(? AS DATE), st.planned_end) / {DAYS_PER_MONTH})
+                         / (s.active_sites * date_diff('day', p.last_day, st.planned_end) / {DAYS_PER_MONTH})
                END AS needed_pace
-        FROM study st LEFT JOIN sites s USING (study_id) LEFT JOIN done d USING (study_id)
-        WHERE {where}
-        """,
-        [end, end, end, *params],
-    ).df()
+        FROM study st
+        LEFT JOIN (SELECT study_id, count(*) AS n_sites,
+                          count(*) FILTER (WHERE activation_date <= (SELECT last_day FROM p)) AS active_sites
+                   FROM site GROUP BY study_id) s USING (study_id)
+        LEFT JOIN (SELECT study_id, count(*) AS randomized_to_date FROM journey
+                   WHERE randomized_ts IS NOT NULL GROUP BY study_id) d USING (study_id),
+             p
+        WHERE {where}""", params
 
 
 def _site_rows(con: duckdb.DuckDBPyConnection, f: Filters, end) -> pd.DataFrame:
     """Per site: activation, site-months in the period, randomized (period and since
-    activation), contact times and screening, each aggregated in DuckDB."""
+    activation), contact times, screening and its study's paces, each aggregated in
+    DuckDB, in one query."""
     site_where, site_params = f.where(SITE_COLUMNS)
     rand_where, rand_params = f.where(JOURNEY_COLUMNS, date_column="randomized_ts")
     lead_where, lead_params = f.where(JOURNEY_COLUMNS, date_column="lead_ts")
     screen_date = "coalesce(screened_ts, screen_failed_ts)"
     screen_where, screen_params = f.where(JOURNEY_COLUMNS, date_column=screen_date)
+    pace_sql, pace_params = _pace_sql(f)
     needs_call = reached_sql()["eligible"]
     lead_day, contact_day = "CAST(lead_ts AS DATE)", "CAST(contacted_ts AS DATE)"
     wd = working_days_sql(lead_day, contact_day)
@@ -138,7 +138,8 @@ def _site_rows(con: duckdb.DuckDBPyConnection, f: Filters, end) -> pd.DataFrame:
         screening AS (
             SELECT site_id, count(*) AS screened,
                    count(*) FILTER (WHERE screen_failed_ts IS NOT NULL) AS screen_failed
-            FROM journey WHERE {screen_date} IS NOT NULL AND {screen_where} GROUP BY site_id)
+            FROM journey WHERE {screen_date} IS NOT NULL AND {screen_where} GROUP BY site_id),
+        pace AS ({pace_sql})
         SELECT s.* EXCLUDE (last_day),
                CASE WHEN s.active THEN (date_diff('day', s.activation_date, s.last_day) + 1)
                     / {DAYS_PER_MONTH} END AS months_active,
@@ -150,13 +151,15 @@ def _site_rows(con: duckdb.DuckDBPyConnection, f: Filters, end) -> pd.DataFrame:
                c.median_working_days_to_contact, coalesce(c.contacted, 0) AS contacted,
                coalesce(c.due, 0) AS due, coalesce(c.within, 0) AS within,
                coalesce(c.waiting_for_contact, 0) AS waiting_for_contact,
-               coalesce(x.screened, 0) AS screened, coalesce(x.screen_failed, 0) AS screen_failed
+               coalesce(x.screened, 0) AS screened, coalesce(x.screen_failed, 0) AS screen_failed,
+               pace.planned_pace, pace.needed_pace
         FROM sites s
         LEFT JOIN rand r USING (site_id) LEFT JOIN ever e USING (site_id)
         LEFT JOIN calls c USING (site_id) LEFT JOIN screening x USING (site_id)
+        LEFT JOIN pace ON pace.study_id = s.study_id
     """
     # bound in the order the markers appear: p, then each filter fragment
-    params = [end, f.start, f.end, *site_params, *rand_params, *lead_params, *screen_params]
+    params = [end, f.start, f.end, *site_params, *rand_params, *lead_params, *screen_params, *pace_params]
     return con.execute(sql, params).df()
 
 
@@ -187,41 +190,59 @@ def site_table(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
     end = last_day(con)
     if end is None:
         return pd.DataFrame(columns=TABLE_COLUMNS)
-    rows = _site_rows(con, f, end)
-    pace = _study_pace(con, f, end)
-    table = rows.merge(pace[["study_id", "planned_pace", "needed_pace"]], on="study_id", how="left")
-    return _finish(table)
+    return _finish(_site_rows(con, f, end))
 
 
 def _finish(t: pd.DataFrame) -> pd.DataFrame:
-    """Rates, flags, status and rank, computed on the per-site rows."""
-    t = t.copy()
-    active = t["active"].astype(bool)
+    """Rates, flags, status and rank, computed on the per-site rows (a few dozen: plain
+    lists are far quicker here than pandas operations)."""
+    col = {name: t[name].tolist() for name in (
+        "site_id", "randomized", "site_months", "needed_pace", "randomized_since_activation",
+        "contacted", "within", "due", "screened", "screen_failed")}
+    active = t["active"].astype(bool).tolist()
     rate = [r / m if a and m and m > 0 else None
-            for r, m, a in zip(t["randomized"], t["site_months"], active)]
-    t["randomized_per_site_month"] = [None if r is None else round(r, 2) for r in rate]
-    t["pct_of_needed_pace"] = [
-        round(100.0 * r / p) if r is not None and p and p > 0 else None
-        for r, p in zip(rate, t["needed_pace"])]
-    t["non_enrolling"] = active & (t["randomized_since_activation"] == 0)
-    median = t["median_working_days_to_contact"].astype(float)
-    t["slow_contact"] = ((t["contacted"] >= MIN_CONTACTS_TO_JUDGE)
-                         & (median > CONTACT_STANDARD_WORKING_DAYS)).fillna(False).astype(bool)
-    t["pct_contacted_within_2wd"] = [
-        round(100.0 * w / d, 1) if d else None for w, d in zip(t["within"], t["due"])]
-    t["screen_fail_rate"] = [
-        round(100.0 * x / s, 1) if s else None for x, s in zip(t["screen_failed"], t["screened"])]
-    t["status"] = [_status(a, n, s) for a, n, s in zip(active, t["non_enrolling"], t["slow_contact"])]
-    for col in ("months_active", "site_months", "median_working_days_to_contact"):
-        t[col] = t[col].astype(float).round(1)
-    for col in ("planned_pace", "needed_pace"):
-        t[col] = t[col].astype(float).round(2)
-    t = _rank(t, active)
-    for col in ("randomized", "randomized_since_activation", "leads", "to_contact",
-                "waiting_for_contact", "screened", "screen_failed"):
-        t[col] = t[col].astype("int64")
-    t["activation_date"] = pd.to_datetime(t["activation_date"]).dt.date
-    return t[TABLE_COLUMNS].reset_index(drop=True)
+            for r, m, a in zip(col["randomized"], col["site_months"], active)]
+    per_site_month = [None if r is None else round(r, 2) for r in rate]
+    median = t["median_working_days_to_contact"].to_numpy(dtype=float)
+    derived = {
+        "randomized_per_site_month": per_site_month,
+        "pct_of_needed_pace": [round(100.0 * r / p) if r is not None and p and p > 0 else None
+                               for r, p in zip(rate, col["needed_pace"])],
+        "non_enrolling": np.array([a and n == 0 for a, n in zip(active, col["randomized_since_activation"])],
+                                  dtype=bool),
+        # a missing median is no slow contact
+        "slow_contact": (t["contacted"].to_numpy() >= MIN_CONTACTS_TO_JUDGE) & (median > CONTACT_STANDARD_WORKING_DAYS),
+        "pct_contacted_within_2wd": [round(100.0 * w / d, 1) if d else None for w, d in zip(col["within"], col["due"])],
+        "screen_fail_rate": [round(100.0 * x / n, 1) if n else None
+                             for x, n in zip(col["screen_failed"], col["screened"])],
+    }
+    derived["status"] = [_status(a, n, slow) for a, n, slow in
+                         zip(active, derived["non_enrolling"].tolist(), derived["slow_contact"].tolist())]
+    for name in ("months_active", "site_months", "median_working_days_to_contact"):
+        derived[name] = t[name].to_numpy(dtype=float).round(1)
+    for name in ("planned_pace", "needed_pace"):
+        derived[name] = t[name].to_numpy(dtype=float).round(2)
+    order = _ranked(active, per_site_month, col["randomized"], col["site_id"])
+    rank = pd.array([i + 1 if active[o] else None for i, o in enumerate(order)], dtype="Int64")
+    frame = {}
+    for name in TABLE_COLUMNS:
+        if name == "rank":
+            frame[name] = rank
+        elif name == "activation_date":
+            frame[name] = pd.to_datetime(t[name].take(order)).dt.date.array
+        elif name in derived:
+            frame[name] = _take(derived[name], order)
+        else:  # a column of the query, of the type it came with
+            frame[name] = t[name].array.take(order)
+    return pd.DataFrame(frame)
+
+
+def _take(values: list | np.ndarray, order: list[int]) -> list | np.ndarray:
+    """``values`` in ``order``; a list stays a list, so that the frame infers its type
+    (floats with None become NaN, all None stays None) as when it was assigned."""
+    if isinstance(values, np.ndarray):
+        return values[order]
+    return [values[i] for i in order]
 
 
 def _status(active: bool, non_enrolling: bool, slow: bool) -> str:
@@ -231,30 +252,31 @@ def _status(active: bool, non_enrolling: bool, slow: bool) -> str:
     return ", ".join(flags) or "ok"
 
 
-def _rank(t: pd.DataFrame, active: pd.Series) -> pd.DataFrame:
-    rate = t["randomized_per_site_month"].astype(float).fillna(-1.0)
-    t = t.assign(_rate=rate, _active=active).sort_values(
-        ["_active", "_rate", "randomized", "site_id"], ascending=[False, False, False, True])
-    t["rank"] = [i + 1 if a else None for i, a in enumerate(t["_active"])]
-    t["rank"] = t["rank"].astype("Int64")
-    return t.drop(columns=["_rate", "_active"])
+def _ranked(active: list[bool], rate: list[float | None], randomized: list[int], site_ids: list[str]) -> list[int]:
+    """Row positions by rank: active sites first, then the highest randomized per
+    site-month (none counts as -1), then more randomized, then site id."""
+    return sorted(range(len(active)), key=lambda i: (
+        not active[i], -(-1.0 if rate[i] is None else rate[i]), -randomized[i], site_ids[i]))
 
 
 def summary(table: pd.DataFrame) -> dict:
     """Headline numbers of a ``site_table``: active sites, non-enrolling and
     slow-contact sites, the enrolment rate of all active sites together (randomized /
     site-months, both summed) and how many active sites keep their study's needed pace."""
-    active = table[table["status"] != "not yet active"]
-    site_months = float(active["site_months"].fillna(0).sum())
-    randomized = int(active["randomized"].sum())
-    on_pace = int((active["pct_of_needed_pace"].astype(float) >= 100).sum())
+    active = np.array([status != "not yet active" for status in table["status"].tolist()], dtype=bool)
+    months = table["site_months"].to_numpy(dtype=float)[active]
+    site_months = float(np.where(np.isnan(months), 0.0, months).sum())
+    randomized = int(table["randomized"].to_numpy(dtype="int64")[active].sum())
+    pct = table["pct_of_needed_pace"].to_numpy(dtype=float)[active]
+    with np.errstate(invalid="ignore"):  # a site without a needed pace is not on it
+        on_pace = int((pct >= 100).sum())
     return {
-        "active_sites": int(len(active)),
-        "non_enrolling": int(active["non_enrolling"].sum()),
-        "slow_contact": int(active["slow_contact"].sum()),
+        "active_sites": int(active.sum()),
+        "non_enrolling": int(table["non_enrolling"].to_numpy(dtype=bool)[active].sum()),
+        "slow_contact": int(table["slow_contact"].to_numpy(dtype=bool)[active].sum()),
         "randomized": randomized,
         "site_months": round(site_months, 1),
         "randomized_per_site_month": round(randomized / site_months, 2) if site_months > 0 else None,
         "on_needed_pace": on_pace,
-        "with_needed_pace": int(active["pct_of_needed_pace"].notna().sum()),
+        "with_needed_pace": int((~np.isnan(pct)).sum()),
     }
