@@ -3,6 +3,7 @@ tables with a CSV export button, number formatting."""
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
@@ -130,6 +131,31 @@ def _native(value: object) -> object:
     elif isinstance(value, np.generic):
         value = value.item()
     return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def parts_to_draw(parts: dict[str, set[str]], changed: set[str]) -> set[str]:
+    """Of a page drawn in ``parts`` (name -> the ids of its own inputs, as
+    'id.property'): every part when the page opens or the filter changed; otherwise
+    the parts whose own inputs changed."""
+    own = set().union(*parts.values())
+    if not changed or not changed <= own:
+        return set(parts)
+    return {part for part, inputs in parts.items() if inputs & changed}
+
+
+def by_shape(columns: Callable[[pd.DataFrame], list[dict]]) -> Callable[[pd.DataFrame], list[dict]]:
+    """``columns`` (a page's grid column definitions of a frame), made once per table
+    shape (column names and types) and shared after: Dash only reads them."""
+    made: dict[tuple, list[dict]] = {}
+
+    def shown(frame: pd.DataFrame) -> list[dict]:
+        shape = tuple(zip(frame.columns, map(str, frame.dtypes)))
+        defs = made.get(shape)
+        if defs is None:
+            defs = made[shape] = columns(frame)
+        return defs
+
+    return shown
 
 
 def table_block(table_id: str, title: str) -> html.Div:

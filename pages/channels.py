@@ -244,18 +244,7 @@ def grid_columns(frame: pd.DataFrame) -> list[dict]:
     return defs
 
 
-# column definitions depend only on the columns and their types: made once per table shape
-# and shared (Dash only reads them)
-_DEFS: dict[tuple, list[dict]] = {}
-
-
-def _shown_columns(frame: pd.DataFrame) -> list[dict]:
-    """``grid_columns`` of the frame, from the definitions made for its shape before."""
-    shape = tuple(zip(frame.columns, map(str, frame.dtypes)))
-    defs = _DEFS.get(shape)
-    if defs is None:
-        defs = _DEFS[shape] = grid_columns(frame)
-    return defs
+_shown_columns = ui.by_shape(grid_columns)
 
 
 # ---------------------------------------------------------------- callbacks
@@ -277,12 +266,8 @@ PARTS: dict[str, set[str]] = {
 
 
 def parts_to_draw(changed: set[str]) -> set[str]:
-    """Every part when the page opens or the filter changed; otherwise the parts whose
-    own inputs changed."""
-    own = set().union(*PARTS.values())
-    if not changed or not changed <= own:
-        return set(PARTS)
-    return {part for part, inputs in PARTS.items() if inputs & changed}
+    """The parts of the page to draw for the inputs that changed (``ui.parts_to_draw``)."""
+    return ui.parts_to_draw(PARTS, changed)
 
 
 @callback(

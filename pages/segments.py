@@ -166,18 +166,7 @@ def refresh(search):
             ui.records(table), _shown_columns(table))
 
 
-# column definitions depend only on the columns and their types: made once per table shape
-# and shared (Dash only reads them)
-_DEFS: dict[tuple, list[dict]] = {}
-
-
-def _shown_columns(frame: pd.DataFrame) -> list[dict]:
-    """``grid_columns`` of the frame, from the definitions made for its shape before."""
-    shape = tuple(zip(frame.columns, map(str, frame.dtypes)))
-    defs = _DEFS.get(shape)
-    if defs is None:
-        defs = _DEFS[shape] = grid_columns(frame)
-    return defs
+_shown_columns = ui.by_shape(grid_columns)
 
 
 @callback(Output("sg-table-download", "data"), Input("sg-table-export", "n_clicks"),

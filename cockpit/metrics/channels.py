@@ -25,7 +25,8 @@ import pandas as pd
 from cockpit.derive import UNATTRIBUTED
 from cockpit.filters import Filters
 from cockpit.metrics.counts import (
-    _events_sql as events_sql,  # the stage events of ``counts.stage_counts``
+    STAGE_PIVOT,
+    events_sql,
     JOURNEY_COLUMNS,
     SPEND_COLUMNS,
     STAGES,
@@ -172,7 +173,7 @@ def weekly_by_channel(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFram
     every channel, quiet weeks as zero, so that trend lines do not skip them."""
     with_spend = spend_applies(f)
     where, params = f.where(JOURNEY_COLUMNS, date_column="ts")
-    parts = [f"""SELECT channel_id, CAST(date_trunc('week', ts) AS DATE) AS week, {_STAGE_PIVOT}
+    parts = [f"""SELECT channel_id, CAST(date_trunc('week', ts) AS DATE) AS week, {STAGE_PIVOT}
                  FROM ({events_sql(STAGES)}) WHERE {where} GROUP BY ALL"""]
     if with_spend:
         spend_where, spend_params = f.where(SPEND_COLUMNS, date_column="day")
@@ -235,7 +236,6 @@ _NAME_JOINS = {
 }
 _NAME_SQL = {"channel": "ch.name, ch.kind", "campaign": "ch.name, ch.kind, ca.name",
              "creative": "ch.name, ch.kind, ca.name, cr.name, cr.variant"}
-_STAGE_PIVOT = ", ".join(f"count(*) FILTER (WHERE stage = '{name}') AS {name}" for name in STAGES)
 
 
 def _level_rows(con: duckdb.DuckDBPyConnection, f: Filters, level: str, with_spend: bool) -> list[tuple]:
@@ -249,7 +249,7 @@ def _level_rows(con: duckdb.DuckDBPyConnection, f: Filters, level: str, with_spe
     ids = ", ".join(f"{key} AS k{i}" for i, key in enumerate(keys))
     where, params = f.where(JOURNEY_COLUMNS, date_column="ts")
     parts = [
-        f"SELECT {ids}, {_STAGE_PIVOT} FROM ({events_sql(STAGES)}) WHERE {where} GROUP BY ALL",
+        f"SELECT {ids}, {STAGE_PIVOT} FROM ({events_sql(STAGES)}) WHERE {where} GROUP BY ALL",
         f"""SELECT {ids}, count(*) AS cohort_leads, count(eligible_ts) AS cohort_eligible
             FROM (SELECT *, lead_ts AS ts FROM journey) WHERE {where} GROUP BY ALL""",
         f"""SELECT {ids}, sum(value_per_randomized) AS value

@@ -61,10 +61,10 @@ _SPEND_KEYS = {
 }
 
 
-_STAGE_PIVOT = ", ".join(f"count(*) FILTER (WHERE stage = '{name}') AS {name}" for name in STAGES)
+STAGE_PIVOT = ", ".join(f"count(*) FILTER (WHERE stage = '{name}') AS {name}" for name in STAGES)
 
 
-def _events_sql(stages: dict[str, str]) -> str:
+def events_sql(stages: dict[str, str]) -> str:
     parts = [
         f"SELECT study_id, site_id, segment_id, channel_id, campaign_id, creative_id, "
         f"'{name}' AS stage, {col} AS ts "
@@ -85,7 +85,7 @@ def stage_counts(con: duckdb.DuckDBPyConnection, f: Filters, by: str | None = No
     where, params = f.where(JOURNEY_COLUMNS, date_column="ts")
     # one row per key, a column per stage: pivoted by DuckDB while it counts
     sql = (
-        f"SELECT {key} AS key, {_STAGE_PIVOT} FROM ({_events_sql(STAGES)}) "
+        f"SELECT {key} AS key, {STAGE_PIVOT} FROM ({events_sql(STAGES)}) "
         f"WHERE {where} AND ({key}) IS NOT NULL GROUP BY ALL ORDER BY key"
     )
     wide = con.execute(sql, params).df()

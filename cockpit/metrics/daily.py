@@ -28,7 +28,7 @@ from cockpit.metrics.counts import (
     JOURNEY_COLUMNS,
     SPEND_COLUMNS,
     STAGES,
-    _events_sql as events_sql,  # the stage events of the journey table, one row per stage reached
+    events_sql,
     ratio,
     spend,
     stage_counts,

@@ -18,7 +18,8 @@ import pandas as pd
 
 from cockpit.filters import Filters
 from cockpit.metrics.counts import (
-    _events_sql as events_sql,  # the stage events of ``counts.stage_counts``
+    STAGE_PIVOT,
+    events_sql,
     JOURNEY_COLUMNS,
     SPEND_COLUMNS,
     STAGES,
@@ -36,7 +37,6 @@ STUDY_COLUMNS = {"study": "st.study_id", "phase": "st.phase"}
 
 # grouping of the one-pass counts -> its GROUPING SETS entry
 _GROUPS = {"total": "()", "study": "(study_id)", "week": "(week)"}
-_STAGE_PIVOT = ", ".join(f"count(*) FILTER (WHERE stage = '{name}') AS {name}" for name in STAGES)
 _ZERO = (0,) * len(STAGES)
 _RANDOMIZED = list(STAGES).index("randomized")
 
@@ -171,7 +171,7 @@ def _stage_counts(con: duckdb.DuckDBPyConnection, f: Filters, groups: tuple[str,
     events); a study or week without events is not."""
     where, params = f.where(JOURNEY_COLUMNS, date_column="ts")
     rows = con.execute(
-        f"""SELECT {_grouping(groups)}, {_STAGE_PIVOT}
+        f"""SELECT {_grouping(groups)}, {STAGE_PIVOT}
             FROM (SELECT study_id, stage, CAST(date_trunc('week', ts) AS DATE) AS week
                   FROM ({events_sql(STAGES)}) WHERE {where})
             {_group_by(groups)}""",

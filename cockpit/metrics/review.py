@@ -33,7 +33,7 @@ import pandas as pd
 from cockpit.analytics.forecast import ForecastInputError
 from cockpit.filters import FilterError, Filters
 from cockpit.metrics.counts import JOURNEY_COLUMNS, STAGES, ratio, stage_counts
-from cockpit.metrics.counts import _events_sql as events_sql  # the stage events of ``stage_counts``
+from cockpit.metrics.counts import events_sql
 from cockpit.metrics.forecast import NoDataError, UnknownStudyError, study_forecast
 from cockpit.metrics.funnel import last_day
 from cockpit.store import data_version
