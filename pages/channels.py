@@ -7,7 +7,6 @@ import dash
 import dash_bootstrap_components as dbc
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 
 from cockpit import context, export, ui
@@ -112,15 +111,8 @@ def layout(**_query) -> html.Div:
 # ---------------------------------------------------------------- figures
 
 
-# the default look of every chart (what go.Figure would add); charts are built as plain
-# dicts, which Dash sends as they are
-_TEMPLATE = go.Figure().layout.template.to_plotly_json()
 # the volume/quality scatter: bubble area of the largest spend, in px
 BUBBLE_MAX = 50
-
-
-def _figure(data: list[dict], layout: dict) -> dict:
-    return {"data": data, "layout": {**layout, "template": _TEMPLATE}}
 
 
 def _numbers(column: pd.Series) -> list:
@@ -146,7 +138,7 @@ def _shares_figure(names: list[str], shares: dict[str, np.ndarray]) -> dict:
             "marker": {"color": color}, "text": ["" if v is None else f"{v:.0f}%" for v in values],
             "textposition": "outside", "hovertemplate": "%{y}<br>" + label + ": %{x:.1f}%<extra></extra>",
         })
-    return _figure(data, {
+    return ui.figure(data, {
         "barmode": "group", "height": max(320, 56 * len(names) + 110),
         "margin": {"l": 10, "r": 30, "t": 30, "b": 90}, "xaxis": {"title": {"text": "% of total"}},
         "legend": {"orientation": "h", "y": -0.08, "yanchor": "top", "traceorder": "reversed"},
@@ -172,7 +164,7 @@ def _cost_figure(table: pd.DataFrame) -> dict:
                                           "period, or a site or segment filter is set.")]
         layout["xaxis"]["visible"] = False
         layout["yaxis"]["visible"] = False
-    return _figure([{
+    return ui.figure([{
         "type": "bar", "y": table["channel"].to_numpy()[order].tolist(), "x": cost, "orientation": "h",
         "marker": {"color": "#0a58ca"}, "text": labels, "textposition": "outside", "cliponaxis": False,
         "customdata": [[float(n), s] for n, s in zip(randomized, spent)],
@@ -186,7 +178,7 @@ def _scatter_figure(table: pd.DataFrame) -> dict:
     spent = _numbers(table["spend"])
     bubble = [0.0 if v is None else float(v) for v in spent]
     cpr = _numbers(table["cost_per_randomized"])
-    return _figure([{
+    return ui.figure([{
         "type": "scatter", "x": table["leads"].tolist(), "y": _numbers(table["eligible_rate_pct"]),
         "text": table[_label_column(table)].tolist(), "mode": "markers+text", "name": "",
         "legendgroup": "", "showlegend": False, "orientation": "v", "xaxis": "x", "yaxis": "y",
@@ -221,7 +213,7 @@ def _trend_figure(weekly: pd.DataFrame, metric: str) -> dict:
     if not data:
         why = NO_SPEND_NOTE if metric == "spend" and not weekly.empty else "No data in the period."
         layout["annotations"] = [_no_data(why)]
-    return _figure(data, layout)
+    return ui.figure(data, layout)
 
 
 def _label_column(table: pd.DataFrame) -> str:

@@ -237,20 +237,8 @@ def _grid_columns(frame, headers: dict[str, str], tips: dict[str, str]) -> list[
 
 # column definitions depend only on the columns, their types and the titles: made once per
 # table shape and shared (Dash only reads them)
-_DEFS: dict[tuple, list[dict]] = {}
-
-
-_TITLES = {"list": (LIST_HEADERS, LIST_TIPS), "arms": (ARM_HEADERS, ARM_TIPS)}
-
-
-def _shown_columns(frame, table: str) -> list[dict]:
-    """``_grid_columns`` of the frame of ``table`` (a key of ``_TITLES``), from the
-    definitions made for its shape before."""
-    shape = (table, *zip(frame.columns, map(str, frame.dtypes)))
-    defs = _DEFS.get(shape)
-    if defs is None:
-        defs = _DEFS[shape] = _grid_columns(frame, *_TITLES[table])
-    return defs
+_SHOWN_COLUMNS = {table: ui.by_shape(lambda frame, titles=titles: _grid_columns(frame, *titles))
+                  for table, titles in (("list", (LIST_HEADERS, LIST_TIPS)), ("arms", (ARM_HEADERS, ARM_TIPS)))}
 
 
 def _fact(title: str, value: str, sub: str = "", tip: str = "") -> dbc.Col:
@@ -449,7 +437,7 @@ def refresh_list(search: str | None, clicked: dict | None, chosen: str | None) -
                      "(an experiment is a set of creatives sharing an experiment id in the setup).")
     # keep the chosen experiment while it is still listed (and do not re-fire the detail)
     value = no_update if chosen in ids else (ids[0] if ids else None)
-    return [ui.records(table), _shown_columns(table, "list"),
+    return [ui.records(table), _SHOWN_COLUMNS["list"](table),
             " ".join(n for n in notes if n), options, value]
 
 
@@ -477,7 +465,7 @@ def refresh_detail(search: str | None, experiment_id: str | None, metric: str | 
     lift = ex.lift_over_time(con, f, experiment_id, metric, analysis.planned_users_per_arm, analysis.counts)
     notes = html.Ul([html.Li(n) for n in analysis.notes]) if analysis.notes else None
     return (meaning, _verdict_alert(analysis), _facts(analysis), notes, ui.records(arms),
-            _shown_columns(arms, "arms"),
+            _SHOWN_COLUMNS["arms"](arms),
             _lift_figure(lift, lift.attrs.get("problem")))
 
 

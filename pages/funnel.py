@@ -6,7 +6,6 @@ from __future__ import annotations
 import dash
 import dash_bootstrap_components as dbc
 import pandas as pd
-import plotly.graph_objects as go
 from plotly.colors import qualitative
 from dash import Input, Output, State, callback, ctx, html, no_update
 
@@ -180,14 +179,7 @@ def _days(value, missing: str = "not reached") -> str:
     return missing if value is None or pd.isna(value) else f"{value:,.0f} days"
 
 
-# the default look of every chart (what go.Figure would add); charts are built as plain
-# dicts, which Dash sends as they are
-_TEMPLATE = go.Figure().layout.template.to_plotly_json()
 _PALETTE = qualitative.Plotly
-
-
-def _figure(data: list[dict], layout: dict) -> dict:
-    return {"data": data, "layout": {**layout, "template": _TEMPLATE}}
 
 
 def _funnel_figure(stages: pd.DataFrame) -> dict:
@@ -199,7 +191,7 @@ def _funnel_figure(stages: pd.DataFrame) -> dict:
     hover = [f"{lab}: {n:,} persons<br>{_pct(c)} of leads" + (f", {_pct(s)} of stage before" if i else "")
              for i, (lab, n, c, s) in enumerate(zip(label, reached, conversion, step))]
     steps = ["", *[f"{_pct(s)} of stage before" for s in step[1:]]]
-    return _figure([{"type": "funnel", "y": labels, "x": reached, "text": steps, "textinfo": "text",
+    return ui.figure([{"type": "funnel", "y": labels, "x": reached, "text": steps, "textinfo": "text",
                      "textposition": "auto", "marker": {"color": "#3d8bfd"},
                      "connector": {"fillcolor": "#dbe7fb"}, "hovertext": hover, "hoverinfo": "text"}],
                    {"margin": {"l": 10, "r": 10, "t": 10, "b": 10}, "height": 460})
@@ -268,7 +260,7 @@ def _km_figure(km: funnel.EnrolmentCurves) -> dict:
         ]
     ytitle = ("% randomized (leads that enrol or still can)" if km.view == "speed"
               else "% of all leads randomized")
-    return _figure(data, {
+    return ui.figure(data, {
         "margin": {"l": 50, "r": 10, "t": 10, "b": 40}, "height": 420,
         "xaxis": {"title": {"text": "days since the lead"}, "range": [0, km.horizon_days]},
         "yaxis": {"title": {"text": ytitle}, "rangemode": "tozero"},

@@ -6,7 +6,6 @@ from itertools import groupby
 import dash
 import dash_bootstrap_components as dbc
 import pandas as pd
-import plotly.graph_objects as go
 from plotly.colors import qualitative
 from dash import Input, Output, State, callback, html, no_update
 
@@ -53,14 +52,7 @@ def layout(**_query) -> html.Div:
     ])
 
 
-# the default look of every chart (what go.Figure would add); charts are built as plain
-# dicts, which Dash sends as they are
-_TEMPLATE = go.Figure().layout.template.to_plotly_json()
 _PALETTE = qualitative.Plotly
-
-
-def _figure(data: list[dict], layout: dict) -> dict:
-    return {"data": data, "layout": {**layout, "template": _TEMPLATE}}
 
 
 def _dates(values) -> list[str]:
@@ -80,7 +72,7 @@ def _enrolment_figure(curve: pd.DataFrame) -> dict:
                      "name": f"{study_id} randomized", "line": {"color": color}})
         data.append({"type": "scatter", "x": list(weeks), "y": list(target), "mode": "lines",
                      "name": f"{study_id} target pace", "line": {"dash": "dot", "color": color}})
-    return _figure(data, {"margin": {"l": 40, "r": 10, "t": 10, "b": 40}, "height": 340,
+    return ui.figure(data, {"margin": {"l": 40, "r": 10, "t": 10, "b": 40}, "height": 340,
                           "yaxis": {"title": {"text": "cumulative randomized"}},
                           "legend": {"orientation": "h", "y": -0.2}})
 
@@ -94,7 +86,7 @@ def _trend_figure(trend: pd.DataFrame) -> dict:
     if any(v is not None for v in spend):
         data.append({"type": "bar", "x": weeks, "y": spend, "name": "spend (€)", "yaxis": "y2",
                      "opacity": 0.25})
-    return _figure(data, {"margin": {"l": 40, "r": 40, "t": 10, "b": 40}, "height": 340,
+    return ui.figure(data, {"margin": {"l": 40, "r": 40, "t": 10, "b": 40}, "height": 340,
                           "yaxis": {"title": {"text": "persons per week"}},
                           "yaxis2": {"title": {"text": "spend (€)"}, "overlaying": "y", "side": "right",
                                      "showgrid": False},

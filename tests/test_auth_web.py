@@ -15,7 +15,8 @@ from flask import g, jsonify
 
 from cockpit import audit
 from cockpit.auth import users
-from cockpit.auth.web import COOKIE_NAME, CONTENT_SECURITY_POLICY, csrf_token, install, safe_next, session_user
+from cockpit.auth.users import session_user
+from cockpit.auth.web import COOKIE_NAME, CONTENT_SECURITY_POLICY, csrf_token, install, safe_next
 from cockpit.privacy import load_key
 from cockpit.store import Store, open_db
 

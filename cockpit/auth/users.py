@@ -262,8 +262,10 @@ def principal(con: duckdb.DuckDBPyConnection, username: str) -> Principal | None
     row = _row(con, username) if isinstance(username, str) else None
     if row is None or row[1]:
         return None
-    role = row[0]
-    studies, sites = _assigned(con, username)
+    return _principal(username, row[0], *_assigned(con, username))
+
+
+def _principal(username: str, role: str, studies: tuple[str, ...], sites: tuple[str, ...]) -> Principal:
     return Principal(username=username, role=role,
                      studies=studies if role == "manager" else None,
                      sites=sites if role == "site" else None)
@@ -273,7 +275,39 @@ def password_stamp(con: duckdb.DuckDBPyConnection, username: str) -> str | None:
     """A value that changes whenever the user's password does (the SHA-256 of the
     stored hash), so a session can be tied to the password it was opened with."""
     row = _row(con, username) if isinstance(username, str) else None
-    return hashlib.sha256(row[2].encode("utf-8")).hexdigest() if row else None
+    return _stamp(row[2]) if row else None
+
+
+def _stamp(password_hash: str) -> str:
+    return hashlib.sha256(password_hash.encode("utf-8")).hexdigest()
+
+
+def session_user(con: duckdb.DuckDBPyConnection, username: str) -> tuple[Principal | None, str | None]:
+    """What a request's session is checked against, read in one query: the user's
+    Principal (as ``users.principal``: None when the user does not exist or is
+    disabled) and ``users.password_stamp`` (None when the user does not exist).
+
+    The user row and the assignments come back as rows of one UNION ALL (kind 0: the
+    user's role, disabled flag and password hash; 1: an assigned study; 2: an
+    assigned site), so every request still sees the current role, assignments,
+    password and state, at the cost of a single statement."""
+    rows = con.execute(_SESSION_USER_SQL, [username]).fetchall()
+    user = next((row for row in rows if row[0] == 0), None)
+    if user is None:
+        return None, None
+    _, role, disabled, password_hash = user
+    if disabled:
+        return None, _stamp(password_hash)
+    studies = tuple(sorted(row[1] for row in rows if row[0] == 1))
+    sites = tuple(sorted(row[1] for row in rows if row[0] == 2))
+    return _principal(username, role, studies, sites), _stamp(password_hash)
+
+
+_SESSION_USER_SQL = """
+    SELECT 0 AS kind, role AS value, disabled, password_hash FROM app_user WHERE username = $1
+    UNION ALL SELECT 1, study_id, NULL, NULL FROM user_study WHERE username = $1
+    UNION ALL SELECT 2, site_id, NULL, NULL FROM user_site WHERE username = $1
+"""
 
 
 def authenticate(con: duckdb.DuckDBPyConnection, username: str, password: str) -> Principal | None:

@@ -8,7 +8,7 @@
   are served without a valid session. A session is valid while its user exists and is
   enabled, its password is unchanged since sign-in, it was not signed out, and the last
   request was less than ``idle_minutes`` ago (checked on the server). The user is
-  re-read from the store on every request (one query: ``session_user``), so disabling
+  re-read from the store on every request (one query: ``users.session_user``), so disabling
   a user or changing a role or an assignment takes effect on the next click. The
   guard sets ``flask.g.principal`` and ``flask.g.scope``, which ``cockpit.access`` and
   ``cockpit.filters`` read.
@@ -36,7 +36,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable
 from urllib.parse import urlencode, urlsplit
 
-import duckdb
 import flask
 from flask import g, jsonify, redirect, render_template_string, request, session
 
@@ -174,37 +173,6 @@ def _passive() -> bool:
     return bool(changed) and all(str(c).endswith(".n_intervals") for c in changed)
 
 
-def session_user(con: duckdb.DuckDBPyConnection, username: str) -> tuple[Principal | None, str | None]:
-    """What a request's session is checked against, read in one query: the user's
-    Principal (as ``users.principal``: None when the user does not exist or is
-    disabled) and ``users.password_stamp`` (None when the user does not exist).
-
-    The user row and the assignments come back as rows of one UNION ALL (kind 0: the
-    user's role, disabled flag and password hash; 1: an assigned study; 2: an
-    assigned site), so every request still sees the current role, assignments,
-    password and state, at the cost of a single statement."""
-    rows = con.execute(_SESSION_USER_SQL, [username]).fetchall()
-    user = next((row for row in rows if row[0] == 0), None)
-    if user is None:
-        return None, None
-    _, role, disabled, password_hash = user
-    stamp = hashlib.sha256(password_hash.encode("utf-8")).hexdigest()
-    if disabled:
-        return None, stamp
-    studies = tuple(sorted(row[1] for row in rows if row[0] == 1))
-    sites = tuple(sorted(row[1] for row in rows if row[0] == 2))
-    return Principal(username=username, role=role,
-                     studies=studies if role == "manager" else None,
-                     sites=sites if role == "site" else None), stamp
-
-
-_SESSION_USER_SQL = """
-    SELECT 0 AS kind, role AS value, disabled, password_hash FROM app_user WHERE username = $1
-    UNION ALL SELECT 1, study_id, NULL, NULL FROM user_study WHERE username = $1
-    UNION ALL SELECT 2, site_id, NULL, NULL FROM user_site WHERE username = $1
-"""
-
-
 # ------------------------------------------------------------------ the guard
 @dataclass
 class _Auth:
@@ -293,7 +261,7 @@ class _Auth:
             return None, "expired"
         if _tag(nonce) in self.revoked:
             return None, None
-        principal, raw_stamp = session_user(self.store.reader(), username)
+        principal, raw_stamp = users.session_user(self.store.reader(), username)
         if principal is None or session.get("stamp") != self._sealed(raw_stamp):
             return None, None
         # the cookie is signed and sent again only when the second changes: the callbacks
