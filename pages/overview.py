@@ -88,8 +88,11 @@ def _trend_figure(trend: pd.DataFrame) -> dict:
                      "opacity": 0.25})
     return ui.figure(data, {"margin": {"l": 40, "r": 40, "t": 10, "b": 40}, "height": 340,
                           "yaxis": {"title": {"text": "persons per week"}},
+                          # own round ticks in euros (an overlaying axis otherwise copies the
+                          # left axis's grid and lands on odd values such as 2,290)
                           "yaxis2": {"title": {"text": "spend (€)"}, "overlaying": "y", "side": "right",
-                                     "showgrid": False},
+                                     "showgrid": False, "tickmode": "auto", "tickprefix": "€",
+                                     "tickformat": ",.0f", "rangemode": "tozero"},
                           "legend": {"orientation": "h", "y": -0.2}})
 
 
