@@ -41,13 +41,18 @@ Attribution of a lead (DESIGN.md, "Channel of a lead"): the last usable touchpoi
 the person at or before the lead, within ``LOOKBACK_DAYS``, for the same study (or for
 no particular study). A lead without a usable touch is attributed to ``unattributed``.
 
-``journey_path`` holds, per person and study of the journey, the touchpoint path the
-Attribution page credits, once per conversion mode (``PATH_ENDS``): the channels of the
+``journey_path`` holds, per person and study of the journey, with the journey's site,
+segment, lead time and whether the person was randomized (what the page filters and
+counts by), the touchpoint path the Attribution page credits, once per conversion mode (``PATH_ENDS``): the channels of the
 usable touches (as above) from ``LOOKBACK_DAYS`` before the lead up to the end of the
 path, oldest first, consecutive touches of one channel being one step dated by the
 latest of them, and the age of each step in whole days before the end. A path depends
 on the page's filter only through which persons it selects, so it is walked here once
 per load rather than on every filter change.
+
+``consent_decision`` holds, per person and purpose, the first decision, the current
+state and the withdrawals that follow a grant, for the Compliance page
+(``metrics.compliance``): one row per person instead of every consent event.
 """
 from __future__ import annotations
 
@@ -80,6 +85,16 @@ STAGE_COLUMNS = (
     ("screen_failed_ts", "screen_failed"),
     ("randomized_ts", "randomized"),
     ("withdrawn_ts", "withdrawn"),
+)
+
+# (journey column, exit stage): the coded reason of the exit (of the person's events of
+# that stage, the earliest with a reason), beside the exit's time in ``STAGE_COLUMNS``.
+EXIT_REASON_COLUMNS = (
+    ("ineligible_reason", "prescreen_ineligible"),
+    ("not_reachable_reason", "not_reachable"),
+    ("declined_reason", "declined"),
+    ("screen_failed_reason", "screen_failed"),
+    ("withdrawn_reason", "withdrawn"),
 )
 
 
@@ -122,7 +137,11 @@ def _journey_sql() -> str:
     stage_cols = ",\n        ".join(
         f"min(ts) FILTER (WHERE stage = '{stage}') AS {col}" for col, stage in STAGE_COLUMNS
     )
-    stage_names = ", ".join(col for col, _ in STAGE_COLUMNS)
+    stage_cols += "".join(
+        f",\n        arg_min(reason, ts) FILTER (WHERE stage = '{stage}') AS {col}"
+        for col, stage in EXIT_REASON_COLUMNS
+    )
+    stage_names = ", ".join(col for col, _ in STAGE_COLUMNS + EXIT_REASON_COLUMNS)
     return f"""
     WITH withdrawal AS ({research_withdrawal_sql()}),
     events AS (  -- funnel events before the person withdrew consent to be contacted
@@ -232,9 +251,10 @@ def journey_path_sql() -> str:
                {positions}
         FROM walks
     )
-    SELECT pid, study_id,
+    SELECT pid, study_id, j.site_id, j.segment_id, j.lead_ts,
+           j.randomized_ts IS NOT NULL AS randomized,
            {columns}
-    FROM steps
+    FROM steps JOIN journey j USING (pid, study_id)  -- what the page filters paths by
     """
 
 
@@ -242,10 +262,40 @@ def rebuild_journey_path(con: duckdb.DuckDBPyConnection) -> int:
     """Recompute ``journey_path`` from ``journey`` and the touchpoints (run it after
     ``rebuild_journey``); returns its row count. The caller owns the transaction."""
     con.execute("DELETE FROM journey_path")
-    # in study order, as the journey: a page filtered to a study reads only its groups
+    # in study, site and lead order, as the journey: a page filtered to a study or a site
+    # reads only its groups
     con.execute(f"INSERT INTO journey_path BY NAME SELECT * FROM ({journey_path_sql()}) "
-                f"ORDER BY study_id")
+                f"ORDER BY study_id, site_id, lead_ts")
     return con.execute("SELECT count(*) FROM journey_path").fetchone()[0]
+
+
+def consent_decision_sql() -> str:
+    """SQL of the ``consent_decision`` rows: per person and purpose with a consent event,
+    ``first_ts`` and ``first_granted`` (the first decision; at equal times a grant comes
+    first), ``last_ts`` and ``granted`` (the latest event; at equal times a withdrawal
+    wins, as in ``consent_state_sql``), and ``withdrawals``: the withdrawals that follow a
+    grant (the event before it, in the order time, grant before withdrawal, id, is a
+    grant), oldest first, or NULL when there is none."""
+    return """
+    WITH ordered AS (
+        SELECT pid, purpose, consent_id, ts, granted, source_file,
+               lag(granted) OVER (PARTITION BY pid, purpose
+                                  ORDER BY ts, NOT granted, consent_id) AS before
+        FROM consent_event)
+    SELECT pid, purpose,
+           min(ts) AS first_ts, arg_min(granted, (ts, NOT granted)) AS first_granted,
+           max(ts) AS last_ts, arg_max(granted, (ts, NOT granted)) AS granted,
+           list({'consent_id': consent_id, 'ts': ts, 'source_file': source_file}
+                ORDER BY ts, consent_id) FILTER (WHERE NOT granted AND before) AS withdrawals
+    FROM ordered GROUP BY pid, purpose"""
+
+
+def rebuild_consent_decision(con: duckdb.DuckDBPyConnection) -> int:
+    """Recompute ``consent_decision`` from the consent events; returns its row count.
+    The caller owns the transaction."""
+    con.execute("DELETE FROM consent_decision")
+    con.execute(f"INSERT INTO consent_decision BY NAME SELECT * FROM ({consent_decision_sql()})")
+    return con.execute("SELECT count(*) FROM consent_decision").fetchone()[0]
 
 
 def refresh(con: duckdb.DuckDBPyConnection) -> None:
@@ -253,3 +303,4 @@ def refresh(con: duckdb.DuckDBPyConnection) -> None:
     a file, inside the run's closing transaction."""
     rebuild_journey(con)
     rebuild_journey_path(con)
+    rebuild_consent_decision(con)

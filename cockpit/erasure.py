@@ -11,8 +11,8 @@ putting that file in place of the old one leaves nothing of the person behind.
 What is removed, and what stays:
 
 - every row whose ``pid`` is the person's: ``person``, ``visitor_link``,
-  ``touchpoint``, ``funnel_event``, ``consent_event``, the derived ``journey`` and
-  ``journey_path``, and any other table with a ``pid`` column (found at run time, so a
+  ``touchpoint``, ``funnel_event``, ``consent_event``, the derived ``journey``,
+  ``journey_path`` and ``consent_decision``, and any other table with a ``pid`` column (found at run time, so a
   later migration is not missed); ``touchpoint.hcp_pid`` names a physician and is not a
   data subject here;
 - anonymous touchpoints of the person's web visitors (cookie ids linked to the person);
@@ -44,7 +44,7 @@ Progress = Callable[[str], None]
 # Tables whose rows of a person are found by their pid column, in deletion order
 # (derived before facts before the person). Other tables with a pid column are found
 # at run time and handled the same way.
-PID_TABLES = ("journey", "journey_path", "touchpoint", "funnel_event", "consent_event", "visitor_link",
+PID_TABLES = ("journey", "journey_path", "consent_decision", "touchpoint", "funnel_event", "consent_event", "visitor_link",
               "person")
 
 # How the loaders make the ids of a person's rows from the ids of the export rows
@@ -62,7 +62,8 @@ ID_PREFIX_FIELDS = {
 
 # What else is computed from the facts, and how erasure deals with it.
 DERIVED_NOTES = (
-    "journey and journey_path: rebuilt from the remaining facts (cockpit.derive.refresh)",
+    "journey, journey_path and consent_decision: rebuilt from the remaining facts "
+    "(cockpit.derive.refresh)",
     "alert evaluations and alert states keep the aggregate values seen when they were "
     "evaluated (a record of what was judged and sent; no person-level data); the next "
     "evaluation uses the data without the person",

@@ -86,7 +86,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
 
 # Migrations after which the derived tables must be rebuilt from the facts (a column or
 # a table they add is filled by the rebuild).
-REBUILDS_DERIVED = frozenset({5, 7})
+REBUILDS_DERIVED = frozenset({5, 7, 8, 9, 10})
 
 
 def _rebuild_derived(con: duckdb.DuckDBPyConnection) -> None:

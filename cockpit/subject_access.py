@@ -21,7 +21,7 @@ from cockpit.privacy import subject_hash
 
 # Tables in the order a reader expects them: the person, their facts, what is derived.
 DISPLAY_ORDER = ("person", "visitor_link", "touchpoint", "funnel_event", "consent_event", "journey",
-                 "journey_path", "quarantine")
+                 "journey_path", "consent_decision", "quarantine")
 
 
 class SubjectAccessError(RuntimeError):

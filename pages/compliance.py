@@ -198,9 +198,10 @@ def refresh(search: str | None) -> list:
         return [no_update] * (len(CARDS) + 2 + 2 * len(TABLES))
     con = context.reader()
     now = _now()
-    s = compliance.summary(con, f, now)
+    purposes = compliance.purpose_table(con, f)
+    s = compliance.summary(con, f, now, purposes)
     weeks = compliance.weekly_withdrawals(con, f)
-    frames = [compliance.purpose_table(con, f), weeks, compliance.access_requests(con, f, now),
+    frames = [purposes, weeks, compliance.access_requests(con, f, now),
               compliance.erasure_requests(con, f, now)]
     grids = [part for frame in frames for part in (ui.records(frame), grid_columns(frame))]
     return [*cards(s), requests_note(s), weekly_figure(weeks), *grids]

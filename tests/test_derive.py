@@ -131,9 +131,32 @@ def test_consent_state_sql_rejects_an_unknown_purpose():
         derive.consent_state_sql("marketing")
 
 
-def test_the_migration_adds_the_column(tiny_con):
+def test_the_migrations_add_the_columns(tiny_con):
     cols = [r[0] for r in tiny_con.execute("DESCRIBE journey").fetchall()]
-    assert cols[-1] == "consent_withdrawn_ts"
+    assert cols[-6:] == ["consent_withdrawn_ts", "ineligible_reason", "not_reachable_reason",
+                         "declined_reason", "screen_failed_reason", "withdrawn_reason"]
+
+
+def test_an_exit_keeps_the_reason_of_its_first_event_before_the_withdrawal(tiny_con):
+    # p3 is ineligible for 'age' (e8); p2 is not reachable twice, first without a reason,
+    # then 'no_answer', then 'wrong_number': the earliest with a reason wins; p4 declines
+    # after withdrawing the consent to be contacted: no exit, no reason.
+    tiny_con.execute("""
+        INSERT INTO funnel_event VALUES
+          ('x1', 'p2', 'A', 'A2', 'not_reachable', '2026-03-06 09:00', NULL, 'f'),
+          ('x2', 'p2', 'A', 'A2', 'not_reachable', '2026-03-07 09:00', 'no_answer', 'f'),
+          ('x3', 'p2', 'A', 'A2', 'not_reachable', '2026-03-08 09:00', 'wrong_number', 'f'),
+          ('x4', 'p4', 'B', 'B1', 'declined', '2026-03-14 09:00', 'travel', 'f');
+        INSERT INTO consent_event VALUES
+          ('r4a', 'p4', 'contact_research', TRUE, '2026-03-05 08:00', NULL, 'v1', 'f'),
+          ('r4b', 'p4', 'contact_research', FALSE, '2026-03-13 08:00', NULL, 'v1', 'f')""")
+    derive.refresh(tiny_con)
+    rows = {r[0]: r[1:] for r in tiny_con.execute(
+        "SELECT pid, strftime(not_reachable_ts, '%d'), not_reachable_reason, ineligible_reason, "
+        "declined_ts, declined_reason FROM journey").fetchall()}
+    assert rows["p2"] == ("06", "no_answer", None, None, None)
+    assert rows["p3"] == (None, None, "age", None, None)
+    assert rows["p4"] == (None, None, None, None, None)
 
 
 # ---------------------------------------------------------------- touchpoint paths
@@ -231,7 +254,7 @@ def test_demo_paths_equal_the_walk_over_the_touchpoints(demo_store, mode):
         == (with_row, with_row)
 
 
-def test_opening_a_store_of_the_previous_schema_fills_the_paths(tmp_path):
+def test_opening_a_store_of_an_earlier_schema_fills_the_derived_tables(tmp_path):
     import duckdb
 
     from conftest import tiny_store_file
@@ -239,8 +262,40 @@ def test_opening_a_store_of_the_previous_schema_fills_the_paths(tmp_path):
 
     path = tiny_store_file(tmp_path / "old.duckdb")
     con = duckdb.connect(str(path))
-    con.execute("DROP TABLE journey_path; DELETE FROM schema_migration WHERE version = 7")
+    reasons = [col for col, _ in derive.EXIT_REASON_COLUMNS]
+    con.execute("DROP TABLE journey_path; DROP TABLE consent_decision; "
+                + "".join(f"ALTER TABLE journey DROP COLUMN {col}; " for col in reasons)
+                + "DELETE FROM schema_migration WHERE version >= 7")
     con.close()
     con = open_db(path)
     assert sorted(paths(con, "lead")) == ["p1", "p2", "p4", "p5"]
+    assert con.execute("SELECT count(*) FROM consent_decision").fetchone()[0] == 3  # p1, p3, p4
+    assert con.execute("SELECT pid, ineligible_reason FROM journey WHERE ineligible_reason IS NOT NULL"
+                       ).fetchall() == [("p3", "age")]
     con.close()
+
+
+# ---------------------------------------------------------------- consent decisions
+
+def test_consent_decision_sums_up_each_persons_history(tiny_con):
+    # q1: grant, withdrawal, a repeated withdrawal (not a new one), then a grant and a
+    # withdrawal of the same instant (a grant followed by a withdrawal); q2 refuses first,
+    # then grants.
+    tiny_con.execute("""
+        INSERT INTO consent_event VALUES
+          ('k1', 'q1', 'tracking', TRUE,  '2026-03-01 10:00', 'web', 'v1', 'a.jsonl'),
+          ('k2', 'q1', 'tracking', FALSE, '2026-03-05 10:00', 'web', 'v1', 'b.jsonl'),
+          ('k3', 'q1', 'tracking', FALSE, '2026-03-06 10:00', 'web', 'v1', 'b.jsonl'),
+          ('k5', 'q1', 'tracking', FALSE, '2026-03-07 10:00', 'web', 'v1', 'c.jsonl'),
+          ('k4', 'q1', 'tracking', TRUE,  '2026-03-07 10:00', 'web', 'v1', 'c.jsonl'),
+          ('k6', 'q2', 'contact_research', FALSE, '2026-03-02 09:00', 'web', 'v1', 'a.jsonl'),
+          ('k7', 'q2', 'contact_research', TRUE,  '2026-03-04 09:00', 'web', 'v1', 'a.jsonl')""")
+    assert derive.rebuild_consent_decision(tiny_con) == tiny_con.execute(
+        "SELECT count(DISTINCT (pid, purpose)) FROM consent_event").fetchone()[0]
+    rows = {r[0]: r[1:] for r in tiny_con.execute(
+        "SELECT pid, strftime(first_ts, '%m-%d'), first_granted, strftime(last_ts, '%m-%d'), granted, "
+        "[(w.consent_id, strftime(w.ts, '%m-%d'), w.source_file) FOR w IN withdrawals] "
+        "FROM consent_decision WHERE pid IN ('q1', 'q2')").fetchall()}
+    assert rows["q1"] == ("03-01", True, "03-07", False,
+                          [("k2", "03-05", "b.jsonl"), ("k5", "03-07", "c.jsonl")])
+    assert rows["q2"] == ("03-02", False, "03-04", True, None)

@@ -73,19 +73,20 @@ def leads(con) -> dict[str, int]:
 
 
 def test_erasing_p1_removes_its_ten_rows_and_one_lead(tiny_db):
-    # p1: 1 person, touchpoints t1 and t6, funnel events e1..e4, consent c1, one journey
-    # and its touchpoint path
+    # p1: 1 person, touchpoints t1 and t6, funnel events e1..e4, consent c1, one journey,
+    # its touchpoint path and its consent decision
     report = erase(tiny_db, "p1", "cli:test", received_at=RECEIVED)
     assert report.status == "erased"
     assert {t: n for t, n in report.rows.items() if n} == {
-        "journey": 1, "journey_path": 1, "touchpoint": 2, "funnel_event": 4, "consent_event": 1, "person": 1}
-    assert report.total == 10
+        "journey": 1, "journey_path": 1, "consent_decision": 1, "touchpoint": 2, "funnel_event": 4,
+        "consent_event": 1, "person": 1}
+    assert report.total == 11
     con = open_db(tiny_db)
     try:
         # study A had leads p1, p2, p3, p5; B had p4
         assert leads(con) == {"A": 3, "B": 1}
         for table in ("person", "touchpoint", "funnel_event", "consent_event", "journey", "journey_path",
-                      "visitor_link"):
+                      "consent_decision", "visitor_link"):
             assert con.execute(f"SELECT count(*) FROM {table} WHERE pid = 'p1'").fetchone()[0] == 0
         # the others keep their attribution: p2 and p5 by referral, p4 by an ad; p3 withdrew
         # tracking consent, so its ad click does not count
@@ -98,8 +99,9 @@ def test_erasing_p1_removes_its_ten_rows_and_one_lead(tiny_db):
             ("erasure", subject, datetime(2026, 1, 20), "cli:test")]
         entry = con.execute("SELECT actor, action, target, new_value FROM audit_log").fetchall()
         assert entry == [("cli:test", "erasure", subject,
-                          json.dumps({"consent_event": 1, "funnel_event": 4, "journey": 1,
-                                      "journey_path": 1, "person": 1, "touchpoint": 2}, sort_keys=True))]
+                          json.dumps({"consent_decision": 1, "consent_event": 1, "funnel_event": 4,
+                                      "journey": 1, "journey_path": 1, "person": 1, "touchpoint": 2},
+                                     sort_keys=True))]
         assert audit.verify(con).ok
     finally:
         con.close()
@@ -264,10 +266,11 @@ def small_store(tmp_path) -> Path:
 def test_quarantined_rows_of_the_person_go_with_the_person(small_store):
     report = erase(small_store, ANNA, "cli:test")
     # Anna: person, link v-anna, touchpoints we-1 and her form, lead/started/outcome and
-    # PL-1, consent cs-1, journey and path, and the refused rows we-2 and PL-1 (by their ids)
+    # PL-1, consent cs-1 and its decision, journey and path, and the refused rows we-2 and
+    # PL-1 (by their ids)
     assert {t: n for t, n in report.rows.items() if n} == {
-        "quarantine": 2, "journey": 1, "journey_path": 1, "touchpoint": 2, "funnel_event": 4, "consent_event": 1,
-        "visitor_link": 1, "person": 1}
+        "quarantine": 2, "journey": 1, "journey_path": 1, "consent_decision": 1, "touchpoint": 2,
+        "funnel_event": 4, "consent_event": 1, "visitor_link": 1, "person": 1}
     con = open_db(small_store)
     try:
         left = [json.loads(r[0]) for r in con.execute("SELECT raw FROM quarantine ORDER BY quarantine_id").fetchall()]
@@ -305,7 +308,7 @@ def test_old_exports_loaded_again_do_not_bring_the_person_back(small_store, tmp_
         assert con.execute("SELECT rows_erased FROM load_run WHERE run_id = ?",
                            [summary.run_id]).fetchone()[0] == 3
         for table in ("person", "visitor_link", "touchpoint", "funnel_event", "consent_event", "journey",
-                      "journey_path"):
+                      "journey_path", "consent_decision"):
             assert con.execute(f"SELECT count(*) FROM {table} WHERE pid = ?", [ANNA]).fetchone()[0] == 0, table
         assert con.execute("SELECT stage FROM funnel_event WHERE event_id = 'pipe:PL-3'").fetchall() == [("consented",)]
         assert con.execute("SELECT count(*) FROM journey").fetchone()[0] == 1
@@ -322,9 +325,9 @@ def test_command_erases_by_email_and_prints_what_it_did(small_store, monkeypatch
                                                 "--received", "2026-01-20", "--yes"])
     assert result.exit_code == 0, result.output
     out = result.output
-    assert f"Erased person {ANNA}: 13 rows removed." in out
+    assert f"Erased person {ANNA}: 14 rows removed." in out
     assert "  funnel_event                4" in out and "  quarantine                  2" in out
-    assert "  total                      13" in out
+    assert "  total                      14" in out
     assert f"File size before: {size:,} bytes" in out
     assert f"The database file {small_store} was rewritten" in out
     assert "request received 2026-01-20 00:00 UTC" in out
@@ -340,7 +343,7 @@ def test_command_asks_first_and_a_no_changes_nothing(small_store, monkeypatch):
     before = small_store.read_bytes()
     result = CliRunner().invoke(erase_command, ["--db", str(small_store), "--pid", ANNA], input="n\n")
     assert result.exit_code == 1
-    assert f"Erase person {ANNA} from {small_store}: 13 rows" in result.output
+    assert f"Erase person {ANNA} from {small_store}: 14 rows" in result.output
     assert "Aborted" in result.output
     assert small_store.read_bytes() == before
 
@@ -537,7 +540,7 @@ def test_demo_exports_sent_again_are_counted_as_erased(demo_case, demo_raw, demo
         assert summary.rows_erased == expected_erased >= 5
         assert (summary.rows_accepted, summary.rows_quarantined) == (1, 0)
         for table in ("person", "visitor_link", "touchpoint", "funnel_event", "consent_event", "journey",
-                      "journey_path"):
+                      "journey_path", "consent_decision"):
             assert con.execute(f"SELECT count(*) FROM {table} WHERE pid = ?",
                                [demo_case.pid]).fetchone()[0] == 0, table
         assert leads(con) == {s: n - demo_case.person_leads.get(s, 0) for s, n in demo_case.leads_before.items()}

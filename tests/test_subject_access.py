@@ -16,14 +16,15 @@ from cockpit.subject_access import SubjectAccessError, collect, record_access, s
 from test_erasure import ANNA, BERT, KEY_TEXT, copy_store, small_store  # noqa: F401  (small_store: fixture)
 
 
-def test_p3_holds_eight_rows_and_tracking_consent_is_withdrawn(tiny_db):
+def test_p3_holds_nine_rows_and_tracking_consent_is_withdrawn(tiny_db):
     # p3: person, touchpoint t3, lead e7 and ineligible e8, consents c3a (granted) and
-    # c3b (withdrawn two days later), one journey; no touchpoint path (the click lost its
-    # tracking consent)
+    # c3b (withdrawn two days later) summed up in one consent decision, one journey; no
+    # touchpoint path (the click lost its tracking consent)
     result = subject_access(tiny_db, "p3", "cli:dpo", received_at=datetime(2026, 3, 20, tzinfo=timezone.utc))
     assert result["pid"] == "p3" and result["found"]
     assert result["counts"] == {"person": 1, "visitor_link": 0, "touchpoint": 1, "funnel_event": 2,
-                                "consent_event": 2, "journey": 1, "journey_path": 0, "quarantine": 0}
+                                "consent_event": 2, "journey": 1, "journey_path": 0, "consent_decision": 1,
+                                "quarantine": 0}
     assert [r["event_id"] for r in result["rows"]["funnel_event"]] == ["e7", "e8"]
     assert result["rows"]["person"] == [{"pid": "p3", "birth_year": 1990, "segment_id": "adults",
                                          "first_seen": "2026-03-09T00:00:00Z"}]
@@ -40,8 +41,8 @@ def test_p3_holds_eight_rows_and_tracking_consent_is_withdrawn(tiny_db):
             (result["request_id"], "access", subject, datetime(2026, 3, 20), "cli:dpo", True)]
         assert con.execute("SELECT actor, action, target, new_value FROM audit_log").fetchall() == [
             ("cli:dpo", "subject_access", subject, json.dumps(
-                {"request_id": 1, "rows": {"consent_event": 2, "funnel_event": 2, "journey": 1,
-                                           "person": 1, "touchpoint": 1}}, sort_keys=True))]
+                {"request_id": 1, "rows": {"consent_decision": 1, "consent_event": 2, "funnel_event": 2,
+                                           "journey": 1, "person": 1, "touchpoint": 1}}, sort_keys=True))]
         assert audit.verify(con).ok
     finally:
         con.close()
@@ -86,13 +87,14 @@ def test_command_json_lists_the_persons_rows(small_store, monkeypatch):  # noqa:
     answer = json.loads(result.output)
     assert answer["pid"] == ANNA
     # person, link v-anna, web ad click and form, lead/started/outcome + PL-1, consent
-    # cs-1, journey and its touchpoint path, refused rows we-2 and PL-1
+    # cs-1 and its decision, journey and its touchpoint path, refused rows we-2 and PL-1
     assert answer["counts"] == {"person": 1, "visitor_link": 1, "touchpoint": 2, "funnel_event": 4,
-                                "consent_event": 1, "journey": 1, "journey_path": 1, "quarantine": 2}
+                                "consent_event": 1, "journey": 1, "journey_path": 1, "consent_decision": 1,
+                                "quarantine": 2}
     assert sorted(r["event_id"] for r in answer["rows"]["funnel_event"]) == [
         "pipe:PL-1", "pre:R-1:lead", "pre:R-1:outcome", "pre:R-1:started"]
-    assert {r["pid"] for t in ("person", "touchpoint", "funnel_event", "consent_event", "journey", "journey_path")
-            for r in answer["rows"][t]} == {ANNA}
+    assert {r["pid"] for t in ("person", "touchpoint", "funnel_event", "consent_event", "journey", "journey_path",
+                               "consent_decision") for r in answer["rows"][t]} == {ANNA}
     assert answer["rows"]["visitor_link"][0]["visitor_id"] == "v-anna"
     assert answer["consent"]["tracking"]["granted"] is True
     assert answer["received_at"] == "2026-01-25T00:00:00Z"
@@ -117,7 +119,7 @@ def test_command_summary_is_readable(small_store):  # noqa: F811
     assert "In the erasure ledger: no" in lines
     # Bert: rows like Anna's, and the refused web event we-3 of his visitor; his refused
     # pipeline row PL-9 names no id he has in the store, so nothing ties it to him
-    assert "Rows held: 12" in lines
+    assert "Rows held: 13" in lines
     assert "  touchpoint            2" in lines
     assert any(line.startswith("  tracking         granted since 2026-01-02T08:00:00Z") for line in lines)
     assert lines[-1].startswith("Recorded as access request 1 (received ")
@@ -161,7 +163,7 @@ def test_demo_person_counts_match_the_tables(demo_db, tmp_path):
         pid = con.execute("SELECT pid FROM journey WHERE randomized_ts IS NOT NULL ORDER BY pid LIMIT 1").fetchone()[0]
         expected = {t: con.execute(f"SELECT count(*) FROM {t} WHERE pid = ?", [pid]).fetchone()[0]
                     for t in ("person", "visitor_link", "touchpoint", "funnel_event", "consent_event", "journey",
-                              "journey_path")}
+                              "journey_path", "consent_decision")}
         latest = dict(con.execute("SELECT purpose, arg_max(granted, ts) FROM consent_event WHERE pid = ? "
                                   "GROUP BY 1", [pid]).fetchall())
         result = record_access(con, pid, "cli:dpo")

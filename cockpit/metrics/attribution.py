@@ -36,6 +36,7 @@ from cockpit.filters import Filters
 MODES = {"lead": "up to the lead", "randomized": "up to randomization"}
 SEP = " > "
 PERSON_COLUMNS = {"study": "j.study_id", "site": "j.site_id", "segment": "j.segment_id"}
+PATH_COLUMNS = {"study": "p.study_id", "site": "p.site_id", "segment": "p.segment_id"}
 TABLE_MODELS = ("first_touch", "last_touch", "linear", "position_based", "time_decay", "markov")
 TABLE_COLUMNS = ["channel_id", "channel", "persons_on_path", *TABLE_MODELS, "removal_effect_pct"]
 
@@ -47,17 +48,18 @@ def _mode(mode: str) -> str:
 
 
 def _person_paths_sql(f: Filters, mode: str) -> tuple[str, list]:
-    """One row per person and study of the filter: converted flag, step channels, ages
-    of the steps in whole days before the conversion (``journey_path``). Persons without
-    a usable touch have no path (NULL channels)."""
-    where, params = f.without("channel").where(PERSON_COLUMNS, date_column="j.lead_ts")
+    """One row per person and study of the filter with a usable touch: converted flag,
+    step channels, ages of the steps in whole days before the conversion
+    (``journey_path``, which carries the journey's site, segment, lead time and
+    randomization, so the paths are filtered without joining the journey). A person
+    with no usable touch up to the mode's end has NULL channels."""
+    where, params = f.without("channel").where(PATH_COLUMNS, date_column="p.lead_ts")
     # mode is checked by _mode: journey_path has a pair of columns per mode (derive.PATH_ENDS)
-    converted = "TRUE" if mode == "lead" else "j.randomized_ts IS NOT NULL"
+    converted = "TRUE" if mode == "lead" else "p.randomized"
     sql = f"""
-    SELECT j.pid, {converted} AS converted,
+    SELECT p.pid, {converted} AS converted,
            p.{mode}_channels AS channels, p.{mode}_ages AS ages
-    FROM journey j
-    LEFT JOIN journey_path p ON p.pid = j.pid AND p.study_id = j.study_id
+    FROM journey_path p
     WHERE {where}
     """
     return sql, params
@@ -98,7 +100,7 @@ def conversion_ages(con: duckdb.DuckDBPyConnection, f: Filters, mode: str = "lea
                    CASE WHEN len(channels) = 1 THEN [0] ELSE ages END AS ages,
                    count(*) AS conversions
             FROM ({sql}) WHERE channels IS NOT NULL AND converted AND {cond}
-            GROUP BY ALL ORDER BY conversions DESC, path""",
+            GROUP BY ALL ORDER BY conversions DESC, path, ages""",
         params + extra,
     ).df()
     out["ages"] = [list(map(int, a)) for a in out["ages"]]
@@ -108,18 +110,24 @@ def conversion_ages(con: duckdb.DuckDBPyConnection, f: Filters, mode: str = "lea
 def coverage(con: duckdb.DuckDBPyConnection, f: Filters, mode: str = "lead") -> dict:
     """Persons of the filter, how many converted, and how many had no usable touch (they
     cannot be attributed: no consented tracking and no referral or sign-up)."""
-    sql, params = _person_paths_sql(f, _mode(mode))
+    mode = _mode(mode)
+    where, params = f.without("channel").where(PERSON_COLUMNS, date_column="j.lead_ts")
+    paths, path_params = _person_paths_sql(f, mode)
+    converted = "TRUE" if mode == "lead" else "j.randomized_ts IS NOT NULL"
+    # the persons from the journey, those with a path from the paths: no join of the two
     row = con.execute(
-        f"""SELECT count(*), count(*) FILTER (WHERE converted),
-                   count(*) FILTER (WHERE channels IS NULL),
-                   count(*) FILTER (WHERE channels IS NULL AND converted),
-                   count(*) FILTER (WHERE len(channels) > 1)
-            FROM ({sql})""",
-        params,
+        f"""SELECT j.persons, j.converted, p.touched, p.touched_conversions, p.multi_step
+            FROM (SELECT count(*) AS persons, count(*) FILTER (WHERE {converted}) AS converted
+                  FROM journey j WHERE {where}) j,
+                 (SELECT count(*) FILTER (WHERE channels IS NOT NULL) AS touched,
+                         count(*) FILTER (WHERE channels IS NOT NULL AND converted) AS touched_conversions,
+                         count(*) FILTER (WHERE len(channels) > 1) AS multi_step
+                  FROM ({paths})) p""",
+        params + path_params,
     ).fetchone()
-    persons, converted, untouched, untouched_conv, multi = (int(v or 0) for v in row)
-    return {"persons": persons, "conversions": converted, "without_touch": untouched,
-            "without_touch_conversions": untouched_conv, "multi_step": multi}
+    persons, converted, touched, touched_conv, multi = (int(v or 0) for v in row)
+    return {"persons": persons, "conversions": converted, "without_touch": persons - touched,
+            "without_touch_conversions": converted - touched_conv, "multi_step": multi}
 
 
 def _attribute(counts: pd.DataFrame, ages: pd.DataFrame, half_life_days: float) -> attr.Attribution:

@@ -119,25 +119,32 @@ def _now(now: datetime | None) -> datetime:
     return now.astimezone(timezone.utc).replace(tzinfo=None) if now.tzinfo else now
 
 
-def _ordered_sql() -> str:
-    """Every consent event with the event before it (same person and purpose); the
-    order puts a grant before a withdrawal of the same instant."""
-    return """
-        SELECT c.*, lag(c.granted) OVER (PARTITION BY c.pid, c.purpose
-                                         ORDER BY c.ts, NOT c.granted, c.consent_id) AS before
-        FROM consent_event c"""
+def _persons(f: Filters, column: str) -> tuple[str, list]:
+    """A condition on a person id ``column``: the persons with a journey that ``f``'s
+    dimensions and the viewer's scope select; TRUE when nothing is set, so that persons
+    with no journey count in the unfiltered, unconfined view."""
+    where, params = f.where(PERSON_COLUMNS)
+    if where == "TRUE":
+        return where, params
+    return f"{column} IN (SELECT j.pid FROM journey j WHERE {where})", params
 
 
-def _withdrawals_sql() -> str:
-    """Withdrawals (a withdrawal right after a grant) with ``applied_at``, the moment
+def _withdrawals_sql(f: Filters) -> tuple[str, list]:
+    """SQL of the withdrawals of ``f`` (a withdrawal right after a grant, of the persons
+    and in the period of ``f``) with ``purpose``, ``ts`` and ``applied_at``, the moment
     the loader applied them (module docstring), or NULL."""
-    return f"""
-        SELECT o.consent_id, o.pid, o.purpose, o.ts,
+    persons, params = _persons(f, "d.pid")
+    dates, date_params = f.dates("w.ts")
+    sql = f"""
+        SELECT w.purpose, w.ts,
                (SELECT min(sf.loaded_at) FROM source_file sf
-                WHERE sf.path = o.source_file AND sf.status = 'loaded' AND sf.loaded_at >= o.ts)
+                WHERE sf.path = w.source_file AND sf.status = 'loaded' AND sf.loaded_at >= w.ts)
                    AS applied_at
-        FROM ({_ordered_sql()}) o
-        WHERE NOT o.granted AND o.before"""
+        FROM (SELECT d.purpose, unnest(d.withdrawals, recursive := true)
+              FROM consent_decision d
+              WHERE d.withdrawals IS NOT NULL AND {persons}) w
+        WHERE {dates}"""
+    return sql, [*params, *date_params]
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -150,51 +157,62 @@ def _round(value, places: int = 1) -> float | None:
 
 # ---------------------------------------------------------------- consent
 
+def _granted_at_end_sql(f: Filters) -> tuple[str, list]:
+    """SQL of the state of a decision row ``d`` at the end of the period: its current
+    state when no end is set or its latest event came before the end; otherwise the
+    latest of its events up to the end date (``s.granted`` of the join ``_state_join``)."""
+    if f.end is None:
+        return "d.granted", []
+    return "CASE WHEN d.last_ts < CAST(? AS DATE) + INTERVAL 1 DAY THEN d.granted " \
+           "ELSE coalesce(s.granted, FALSE) END", [f.end]
+
+
+def _state_join(f: Filters) -> tuple[str, list]:
+    """The join giving ``s.granted``, the state at the end date of the decisions that
+    changed after it (nothing to join when no end is set)."""
+    if f.end is None:
+        return "", []
+    return """
+        LEFT JOIN (  -- at equal times a withdrawal wins, as in cockpit.derive
+            SELECT e.pid, e.purpose, arg_max(e.granted, (e.ts, NOT e.granted)) AS granted
+            FROM consent_event e
+            WHERE e.ts < CAST(? AS DATE) + INTERVAL 1 DAY
+              AND (e.pid, e.purpose) IN (SELECT pid, purpose FROM consent_decision
+                                         WHERE last_ts >= CAST(? AS DATE) + INTERVAL 1 DAY)
+            GROUP BY e.pid, e.purpose) s ON s.pid = d.pid AND s.purpose = d.purpose""", [f.end, f.end]
+
+
 def purpose_table(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
     """One row per purpose (``PURPOSE_ORDER``): decided persons, granted at the end of
     the period, consent rate, refused at first decision, refusal rate, withdrawals in
-    the period, those applied, and the median hours to apply them (module docstring)."""
-    cohort_where, cohort_params = f.where(PERSON_COLUMNS, date_column="d.first_ts")
-    w_where, w_params = f.where(PERSON_COLUMNS, date_column="w.ts")
-    # the state at the end of the period: events up to the end date (all when open)
-    until = f.end.isoformat() if f.end else "9999-12-30"
+    the period, those applied, and the median hours to apply them (module docstring).
+    Read from ``consent_decision`` (one row per person and purpose)."""
+    persons, person_params = _persons(f, "d.pid")
+    dates, date_params = f.dates("d.first_ts")
+    granted, granted_params = _granted_at_end_sql(f)
+    join, join_params = _state_join(f)
+    withdrawals, w_params = _withdrawals_sql(f)
     sql = f"""
-        WITH decisions AS (
-            SELECT pid, purpose,
-                   min(ts) AS first_ts,
-                   arg_min(granted, (ts, NOT granted)) AS first_granted
-            FROM consent_event GROUP BY pid, purpose),
-        state AS (  -- at equal times a withdrawal wins, as in cockpit.derive
-            SELECT pid, purpose, arg_max(granted, (ts, NOT granted)) AS granted
-            FROM consent_event WHERE ts < CAST(? AS DATE) + INTERVAL 1 DAY
-            GROUP BY pid, purpose),
-        cohort AS (
-            SELECT DISTINCT d.pid, d.purpose, d.first_granted, coalesce(s.granted, FALSE) AS granted
-            FROM decisions d
-            LEFT JOIN state s USING (pid, purpose)
-            LEFT JOIN journey j ON j.pid = d.pid
-            WHERE {cohort_where}),
-        rates AS (
-            SELECT purpose, count(*) AS decided,
-                   count(*) FILTER (WHERE granted) AS granted,
-                   count(*) FILTER (WHERE NOT first_granted) AS refused
-            FROM cohort GROUP BY purpose),
-        wd AS (
-            SELECT DISTINCT w.consent_id, w.purpose, w.ts, w.applied_at
-            FROM ({_withdrawals_sql()}) w
-            LEFT JOIN journey j ON j.pid = w.pid
-            WHERE {w_where}),
+        WITH rates AS (
+            SELECT d.purpose, count(*) AS decided,
+                   count(*) FILTER (WHERE {granted}) AS granted,
+                   count(*) FILTER (WHERE NOT d.first_granted) AS refused
+            FROM consent_decision d {join}
+            WHERE {persons} AND {dates}
+            GROUP BY d.purpose),
         wd_agg AS (
             SELECT purpose, count(*) AS withdrawals, count(applied_at) AS withdrawals_applied,
                    quantile_cont(epoch(applied_at - ts) / 3600.0, 0.5) AS median_hours_to_apply
-            FROM wd GROUP BY purpose)
+            FROM ({withdrawals}) GROUP BY purpose)
         SELECT p.purpose, coalesce(r.decided, 0) AS decided, coalesce(r.granted, 0) AS granted,
                coalesce(r.refused, 0) AS refused, coalesce(w.withdrawals, 0) AS withdrawals,
                coalesce(w.withdrawals_applied, 0) AS withdrawals_applied, w.median_hours_to_apply
         FROM (SELECT unnest(?::VARCHAR[]) AS purpose) p
         LEFT JOIN rates r USING (purpose) LEFT JOIN wd_agg w USING (purpose)
     """
-    rows = con.execute(sql, [until, *cohort_params, *w_params, list(PURPOSE_ORDER)]).df()
+    params = [*granted_params, *join_params, *person_params, *date_params, *w_params,
+              list(PURPOSE_ORDER)]
+    rows = con.execute(sql, params).df()
     rows = rows.set_index("purpose").reindex(list(PURPOSE_ORDER)).reset_index()
     out = pd.DataFrame({
         "purpose": rows["purpose"],
@@ -214,18 +232,13 @@ def purpose_table(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
 def weekly_withdrawals(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
     """Withdrawals per week (Monday) and purpose, weeks with at least one, oldest
     first: one column per purpose and their total."""
-    where, params = f.where(PERSON_COLUMNS, date_column="w.ts")
+    withdrawals, params = _withdrawals_sql(f)
     out = con.execute(f"""
-        WITH wd AS (
-            SELECT DISTINCT w.consent_id, w.purpose, w.ts
-            FROM ({_withdrawals_sql()}) w
-            LEFT JOIN journey j ON j.pid = w.pid
-            WHERE {where})
         SELECT CAST(date_trunc('week', ts) AS DATE) AS week,
                count(*) FILTER (WHERE purpose = 'contact_research') AS withdrawals_contact_research,
                count(*) FILTER (WHERE purpose = 'tracking') AS withdrawals_tracking,
                count(*) AS withdrawals
-        FROM wd GROUP BY week ORDER BY week""", params).df()
+        FROM ({withdrawals}) GROUP BY week ORDER BY week""", params).df()
     if out.empty:
         return pd.DataFrame(columns=WEEK_COLUMNS)
     out["week"] = pd.to_datetime(out["week"]).dt.date
@@ -235,15 +248,10 @@ def weekly_withdrawals(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFra
 def median_hours_to_apply(con: duckdb.DuckDBPyConnection, f: Filters) -> dict:
     """Over every purpose: withdrawals in the period, those applied, and the median
     hours from withdrawal to application (None without any applied)."""
-    where, params = f.where(PERSON_COLUMNS, date_column="w.ts")
+    withdrawals, params = _withdrawals_sql(f)
     n, applied, median = con.execute(f"""
-        WITH wd AS (
-            SELECT DISTINCT w.consent_id, w.ts, w.applied_at
-            FROM ({_withdrawals_sql()}) w
-            LEFT JOIN journey j ON j.pid = w.pid
-            WHERE {where})
         SELECT count(*), count(applied_at), quantile_cont(epoch(applied_at - ts) / 3600.0, 0.5)
-        FROM wd""", params).fetchone()
+        FROM ({withdrawals})""", params).fetchone()
     return {"withdrawals": int(n), "applied": int(applied), "median_hours": _round(median)}
 
 
@@ -332,12 +340,13 @@ def access_summary(con: duckdb.DuckDBPyConnection, f: Filters,
 
 # ---------------------------------------------------------------- the page's cards
 
-def summary(con: duckdb.DuckDBPyConnection, f: Filters, now: datetime | None = None) -> dict:
-    """The cards: consent and refusal rates per purpose (``purpose_table``),
-    withdrawals in the period with the median hours to apply them, the median days
-    to complete an erasure and the access requests over 30 days (None each when
-    ``requests_visible`` is false)."""
-    purposes = purpose_table(con, f).set_index("purpose")
+def summary(con: duckdb.DuckDBPyConnection, f: Filters, now: datetime | None = None,
+            purposes: pd.DataFrame | None = None) -> dict:
+    """The cards: consent and refusal rates per purpose (``purpose_table``, or
+    ``purposes`` when the caller has it already), withdrawals in the period with the
+    median hours to apply them, the median days to complete an erasure and the access
+    requests over 30 days (None each when ``requests_visible`` is false)."""
+    purposes = (purpose_table(con, f) if purposes is None else purposes).set_index("purpose")
     applied = median_hours_to_apply(con, f)
     erasures = erasure_summary(con, f)
     access = access_summary(con, f, now)

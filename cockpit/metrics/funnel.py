@@ -26,6 +26,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from cockpit import derive
 from cockpit.analytics.survival import kaplan_meier
 from cockpit.filters import Filters
 from cockpit.metrics.counts import JOURNEY_COLUMNS
@@ -50,6 +51,9 @@ EXITS: dict[str, tuple[str, str, str]] = {
     "withdrawn": ("Withdrew before randomization", "withdrawn_ts", "consented"),
     "screen_failed": ("Screen fail", "screen_failed_ts", "screened"),
 }
+
+# exit stage -> journey column of its reason
+_EXIT_REASONS = {stage: col for col, stage in derive.EXIT_REASON_COLUMNS}
 
 # group of leads without a segment or site in the time-to-enrolment frames
 UNKNOWN = "unknown"
@@ -220,25 +224,18 @@ def dropoff_reasons(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
 
 
 def _exits(con: duckdb.DuckDBPyConnection, f: Filters) -> list[tuple]:
-    """(exit stage, reason, persons) of the cohort's leads that left the funnel."""
+    """(exit stage, reason, persons) of the cohort's leads that left the funnel: each
+    exit the journey records, with its reason (``derive.EXIT_REASON_COLUMNS``); a
+    withdrawal counts only when it came before any randomization."""
     where, params = _cohort(f)
-    stages = ", ".join(f"'{s}'" for s in EXITS)
-    sql = f"""
-        WITH cohort AS (SELECT pid, study_id, randomized_ts, consent_withdrawn_ts
-                        FROM journey WHERE {where}),
-        exits AS (
-            SELECT e.pid, e.study_id, e.stage, arg_min(e.reason, e.ts) AS reason, min(e.ts) AS ts
-            FROM funnel_event e JOIN cohort c USING (pid, study_id)
-            WHERE e.stage IN ({stages})
-              AND (c.consent_withdrawn_ts IS NULL OR e.ts < c.consent_withdrawn_ts)
-            GROUP BY ALL
-        )
-        SELECT x.stage, coalesce(x.reason, 'not recorded') AS reason, count(*) AS persons
-        FROM exits x JOIN cohort c USING (pid, study_id)
-        WHERE x.stage <> 'withdrawn' OR c.randomized_ts IS NULL OR x.ts < c.randomized_ts
-        GROUP BY ALL
-    """
-    return con.execute(sql, params).fetchall()
+    parts = []
+    for stage, (_, ts_col, _) in EXITS.items():
+        after_randomized = (f" AND (randomized_ts IS NULL OR {ts_col} < randomized_ts)"
+                            if stage == "withdrawn" else "")
+        parts.append(f"SELECT '{stage}', coalesce({_EXIT_REASONS[stage]}, 'not recorded') AS reason, count(*) "
+                     f"FROM journey WHERE {where} AND {ts_col} IS NOT NULL{after_randomized} "
+                     f"GROUP BY reason")
+    return con.execute(" UNION ALL ".join(parts), params * len(parts)).fetchall()
 
 
 STALLED = "Still open or stalled"
