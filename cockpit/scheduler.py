@@ -1,5 +1,7 @@
 """Scheduled work inside the serving process: load each source on its own interval,
 and evaluate the alert rules on theirs and after every load that brought new data.
+At start and after every such load, the forecasts the weekly review shows are computed
+ahead (``warm_job``), so that its first viewer does not wait for them.
 
 Jobs never overlap (one instance each, missed runs coalesced) and write only through
 the store's writer thread, so pages keep answering from their own cursors while a load
@@ -101,6 +103,18 @@ def digest_job(store: Store, alerting: Alerting) -> None:
         log.exception("weekly digest failed")
 
 
+def warm_job(store: Store) -> None:
+    """Compute what the first viewer after a load would otherwise wait for: the weekly
+    review's forecast of every study (``review.warm_forecasts``), cached per data
+    version. Failures are logged; the page then computes what it needs itself."""
+    from cockpit.metrics import review
+
+    try:
+        review.warm_forecasts(store.reader())
+    except Exception:
+        log.exception("computing the forecasts ahead failed")
+
+
 def load_job(store: Store, source: Source | Path, key: bytes,
              alerting: Alerting | None = None) -> None:
     """Load what is new in ``source``, then evaluate the alert rules when it brought new
@@ -119,8 +133,10 @@ def load_job(store: Store, source: Source | Path, key: bytes,
         return
     if summary.files_loaded or summary.files_rejected or summary.notes:
         log.info("scheduled load of %s: %s", source.name, summary.text().replace("\n", "; "))
-    if alerting is not None and summary.rows_accepted:
-        alert_job(store, alerting)
+    if summary.rows_accepted:
+        warm_job(store)
+        if alerting is not None:
+            alert_job(store, alerting)
 
 
 def run_now(retry_quarantined: bool = False) -> list[tuple[str, LoadSummary | None, str | None]]:
@@ -150,6 +166,8 @@ def start_sources(store: Store, sources: Sequence[Source], key: bytes,
     and the alert cycle on its own."""
     configure(store, sources, key)
     scheduler = BackgroundScheduler(timezone="UTC")
+    # once at start, for the data already in the store; then after every load
+    scheduler.add_job(warm_job, "date", args=[store], id="warm", misfire_grace_time=None)
     for source in sources:
         scheduler.add_job(
             load_job, "interval", seconds=source.interval_seconds,

@@ -2,7 +2,8 @@
 real SMTP server on 127.0.0.1."""
 from __future__ import annotations
 
-from cockpit.scheduler import Alerting, digest_job
+from cockpit.metrics import review
+from cockpit.scheduler import Alerting, digest_job, warm_job
 from test_alerts_smtp import SmtpServer
 from test_digest import review_store  # noqa: F401  (the fixture: the review's hand-built store)
 
@@ -29,3 +30,16 @@ def test_weekly_digest_job_keeps_the_message_while_smtp_is_down(review_store):
     queued = review_store.reader().execute(
         "SELECT count(*) FROM alert_outbox WHERE kind = 'digest' AND status = 'queued'").fetchone()[0]
     assert queued == 1
+
+
+def test_the_review_forecasts_are_computed_ahead_for_every_study(review_store):
+    review._CACHE.clear()
+    warm_job(review_store)
+    con = review_store.reader()
+    key = review._data_key(con, review.review_day(con))
+    studies = [s for (s,) in con.execute("SELECT study_id FROM study ORDER BY study_id").fetchall()]
+    assert len(studies) >= 2
+    assert sorted(k[0] for k in review._CACHE if k[1:] == (*key, review.PAGE_SIMS)) == studies
+    # the page reads them from the cache: the very objects computed ahead
+    first = review._CACHE[(studies[0], *key, review.PAGE_SIMS)]
+    assert first is not None and review.cached_forecast(con, studies[0]) is first

@@ -113,6 +113,7 @@ def alerts_firing(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, int], int]:
 
 _CACHE: dict[tuple, dict | None] = {}
 _CACHE_LOCK = threading.Lock()
+_CACHE_SIZE = 2048  # forecasts (a small dict each) of every study, a few sizes of simulation
 
 
 def cached_forecast(con: duckdb.DuckDBPyConnection, study_id: str, n_sims: int = PAGE_SIMS) -> dict | None:
@@ -120,6 +121,15 @@ def cached_forecast(con: duckdb.DuckDBPyConnection, study_id: str, n_sims: int =
     study and data version; None when it cannot be made (no data, nobody recruited at
     an active site yet)."""
     return _forecast(con, study_id, n_sims, _data_key(con, last_day(con)))
+
+
+def warm_forecasts(con: duckdb.DuckDBPyConnection, n_sims: int = PAGE_SIMS) -> int:
+    """Compute and cache the forecast of every study for the current data version, as
+    the review table asks for them; returns how many studies have one. Run after a load,
+    so that the first viewer of the review does not wait for hundreds of simulations."""
+    key = _data_key(con, last_day(con))
+    studies = [s for (s,) in con.execute("SELECT study_id FROM study ORDER BY study_id").fetchall()]
+    return sum(_forecast(con, study_id, n_sims, key) is not None for study_id in studies)
 
 
 def _data_key(con: duckdb.DuckDBPyConnection, end: date | None) -> tuple:
@@ -139,8 +149,13 @@ def _forecast(con: duckdb.DuckDBPyConnection, study_id: str, n_sims: int, data_k
     except (ForecastInputError, NoDataError, UnknownStudyError):
         result = None
     with _CACHE_LOCK:
-        if len(_CACHE) > 256:  # old data versions are never asked for again
-            _CACHE.clear()
+        if len(_CACHE) >= _CACHE_SIZE:
+            # old data versions are never asked for again; a portfolio of hundreds of
+            # studies keeps its current forecasts
+            for old in [k for k in _CACHE if k[1:3] != data_key]:
+                del _CACHE[old]
+            if len(_CACHE) >= _CACHE_SIZE:
+                _CACHE.clear()
         _CACHE[key] = result
     return result
 
@@ -378,7 +393,7 @@ def describe_change(row) -> str:
             f"{int(row['week_before']):,} the week before ({sign}{row['change_pct']:.0f}%).")
 
 
-__all__ = ["review_table", "biggest_changes", "week_changes", "cached_forecast", "weeks", "review_day",
+__all__ = ["review_table", "biggest_changes", "week_changes", "cached_forecast", "warm_forecasts", "weeks", "review_day",
            "planned_to_date", "alerts_firing", "describe_change", "REVIEW_COLUMNS", "STAGES", "MIN_VOLUME"]
 
 
