@@ -4,7 +4,8 @@ the bare DuckDB queries behind them; and the serving process's peak memory.
     python benchmarks/pages.py [--scale small|medium|large] [--db FILE [--in-place]] [--rounds N]
                                [--pages NAME ...]
 
-The cockpit is served by waitress on a local port, as `cockpit serve` does, and driven
+The cockpit is served by waitress on a local port, as `cockpit serve` does (with what
+it computes ahead at start, the weekly review's forecasts, done first), and driven
 over HTTP the way the browser drives it: sign in, fetch each page's layout through Dash's
 page router, then for a set of filters post every callback that listens to the URL's
 filter to `/_dash-update-component`, with the other inputs at the values the layout
@@ -289,6 +290,11 @@ def main() -> None:
         db = prepare(args, Path(tmp))
         store = RecordingStore(db)
         base, _app = serve(store)
+        # what `cockpit serve` computes ahead when it starts and after each load
+        from cockpit.scheduler import warm_job
+        started = time.perf_counter()
+        warm_job(store)
+        print(f"computed ahead at start (review forecasts): {time.perf_counter() - started:.1f} s", flush=True)
         results, variants = measure(store, base, args.rounds, set(args.pages or ()))
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"\n{args.db or args.scale}: {variants} filters x {args.rounds} rounds per page; "

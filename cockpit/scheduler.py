@@ -1,7 +1,8 @@
 """Scheduled work inside the serving process: load each source on its own interval,
 and evaluate the alert rules on theirs and after every load that brought new data.
-At start and after every such load, the forecasts the weekly review shows are computed
-ahead (``warm_job``), so that its first viewer does not wait for them.
+At start and after every such load, the weekly review's forecasts and the Budget page's
+portfolio model are computed ahead (``warm_job``), so that their first viewer does not
+wait for them.
 
 Jobs never overlap (one instance each, missed runs coalesced) and write only through
 the store's writer thread, so pages keep answering from their own cursors while a load
@@ -104,15 +105,20 @@ def digest_job(store: Store, alerting: Alerting) -> None:
 
 
 def warm_job(store: Store) -> None:
-    """Compute what the first viewer after a load would otherwise wait for: the weekly
-    review's forecast of every study (``review.warm_forecasts``), cached per data
-    version. Failures are logged; the page then computes what it needs itself."""
-    from cockpit.metrics import review
+    """Compute what the first viewer after a load would otherwise wait for, each cached
+    per data version: the weekly review's forecast of every study
+    (``review.warm_forecasts``) and the Budget page's model fit of the whole portfolio,
+    the view it opens on for a viewer who may see every study. Failures are logged; the
+    pages then compute what they need themselves."""
+    from cockpit.filters import UNLIMITED, Filters
+    from cockpit.metrics import mix, review
 
+    con = store.reader()
     try:
-        review.warm_forecasts(store.reader())
+        review.warm_forecasts(con)
+        mix.cached_fit(con, Filters(scope=UNLIMITED))
     except Exception:
-        log.exception("computing the forecasts ahead failed")
+        log.exception("computing the forecasts and the budget model ahead failed")
 
 
 def load_job(store: Store, source: Source | Path, key: bytes,

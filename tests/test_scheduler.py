@@ -2,7 +2,8 @@
 real SMTP server on 127.0.0.1."""
 from __future__ import annotations
 
-from cockpit.metrics import review
+from cockpit.filters import UNLIMITED, Filters, Scope
+from cockpit.metrics import mix, review
 from cockpit.scheduler import Alerting, digest_job, warm_job
 from test_alerts_smtp import SmtpServer
 from test_digest import review_store  # noqa: F401  (the fixture: the review's hand-built store)
@@ -32,7 +33,7 @@ def test_weekly_digest_job_keeps_the_message_while_smtp_is_down(review_store):
     assert queued == 1
 
 
-def test_the_review_forecasts_are_computed_ahead_for_every_study(review_store):
+def test_the_review_forecasts_and_the_portfolio_model_are_computed_ahead(review_store):
     review._CACHE.clear()
     warm_job(review_store)
     con = review_store.reader()
@@ -43,3 +44,6 @@ def test_the_review_forecasts_are_computed_ahead_for_every_study(review_store):
     # the page reads them from the cache: the very objects computed ahead
     first = review._CACHE[(studies[0], *key, review.PAGE_SIMS)]
     assert first is not None and review.cached_forecast(con, studies[0]) is first
+    # and the Budget page's model of the whole portfolio, for a viewer who sees it all
+    assert mix.is_cached(con, Filters(scope=UNLIMITED))
+    assert not mix.is_cached(con, Filters(scope=Scope(studies=(studies[0],))))
