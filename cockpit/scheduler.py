@@ -113,8 +113,8 @@ def warm_job(store: Store) -> None:
     from cockpit.filters import UNLIMITED, Filters
     from cockpit.metrics import mix, review
 
-    con = store.reader()
     try:
+        con = store.reader()
         review.warm_forecasts(con)
         mix.cached_fit(con, Filters(scope=UNLIMITED))
     except Exception:

@@ -12,6 +12,7 @@ import os
 import queue
 import re
 import threading
+import time
 from concurrent.futures import Future
 from contextlib import contextmanager
 from importlib import resources
@@ -217,13 +218,25 @@ class Store:
                 future.set_exception(exc)
         cur.close()
 
-    def close(self) -> None:
+    def close(self, wait_seconds: float = 60.0) -> None:
+        """Stop the writer and close the database. DuckDB refuses to close while a
+        reader's query still runs (a page request, the scheduler's warm-up), so the
+        close is retried until those finish, for up to ``wait_seconds``."""
         if self._closed:
             return
         self._closed = True
         self._queue.put(None)
         self._writer.join(timeout=30)
-        self.con.close()
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                self.con.close()
+                return
+            except duckdb.ResourceInUseException:
+                if time.monotonic() > deadline:
+                    raise StoreError(f"The store {self.path} is still busy with a query after "
+                                     f"{wait_seconds:.0f} s; it was not closed cleanly.") from None
+                time.sleep(0.05)
 
     def __enter__(self) -> "Store":
         return self

@@ -171,3 +171,27 @@ def test_serving_memory_is_bounded_and_a_load_run_lifts_the_bound(tmp_path):
     assert len(seen) == 1 and not seen[0].startswith("244")
     with pytest.raises(StoreError, match="memory_limit 'lots'"):
         Store(tmp_path / "t.duckdb", memory_limit="lots")
+
+
+def test_closing_waits_for_a_query_still_running(tmp_path):
+    # a page request or the scheduler's warm-up may still be reading when the server stops
+    import threading
+
+    from cockpit.store import Store
+
+    store = Store(tmp_path / "busy.duckdb")
+    started, answer = threading.Event(), []
+
+    def read():
+        cur = store.reader()
+        started.set()
+        answer.append(cur.execute("SELECT count(*) FROM range(300000000) t(i) WHERE i % 7 = 3").fetchone()[0])
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    started.wait()
+    store.close()
+    reader.join()
+    assert answer == [42857143]
+    reopened = Store(tmp_path / "busy.duckdb")  # the file was released
+    reopened.close()
