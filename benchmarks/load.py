@@ -118,8 +118,9 @@ def main() -> None:
         by_kind: dict[str, list[Path]] = defaultdict(list)
         for found in discover(raw):
             by_kind[found.kind].append(found.path)
-        print(f"\nLoader vs DuckDB's own reader, scale {args.scale} "
-              f"(journey rebuild after the load: {rebuild:.1f} s)\n")
+        what = f"exports in {args.raw}" if args.raw else f"scale {args.scale}"
+        print(f"\nLoader vs DuckDB's own reader, {what} "
+              f"(derived tables rebuilt after the load: {rebuild:.1f} s)\n")
         header = f"{'kind':<18}{'files':>6}{'rows':>11}{'loader rows/s':>15}{'duckdb rows/s':>15}{'ratio':>8}"
         print(header)
         print("-" * len(header))
