@@ -52,7 +52,8 @@ per load rather than on every filter change.
 
 ``consent_decision`` holds, per person and purpose, the first decision, the current
 state and the withdrawals that follow a grant, for the Compliance page
-(``metrics.compliance``): one row per person instead of every consent event.
+(``metrics.compliance``), on one row per journey of the person with what the page
+filters by, instead of every consent event.
 """
 from __future__ import annotations
 
@@ -275,26 +276,39 @@ def consent_decision_sql() -> str:
     first), ``last_ts`` and ``granted`` (the latest event; at equal times a withdrawal
     wins, as in ``consent_state_sql``), and ``withdrawals``: the withdrawals that follow a
     grant (the event before it, in the order time, grant before withdrawal, id, is a
-    grant), oldest first, or NULL when there is none."""
+    grant), oldest first, or NULL when there is none. The decision is repeated for each
+    journey of the person, with the journey's study, site, segment and channel (one row
+    with NULL ones when the person has none); ``shared`` marks persons with several."""
     return """
     WITH ordered AS (
         SELECT pid, purpose, consent_id, ts, granted, source_file,
                lag(granted) OVER (PARTITION BY pid, purpose
                                   ORDER BY ts, NOT granted, consent_id) AS before
-        FROM consent_event)
-    SELECT pid, purpose,
-           min(ts) AS first_ts, arg_min(granted, (ts, NOT granted)) AS first_granted,
-           max(ts) AS last_ts, arg_max(granted, (ts, NOT granted)) AS granted,
-           list({'consent_id': consent_id, 'ts': ts, 'source_file': source_file}
-                ORDER BY ts, consent_id) FILTER (WHERE NOT granted AND before) AS withdrawals
-    FROM ordered GROUP BY pid, purpose"""
+        FROM consent_event),
+    decisions AS (
+        SELECT pid, purpose,
+               min(ts) AS first_ts, arg_min(granted, (ts, NOT granted)) AS first_granted,
+               max(ts) AS last_ts, arg_max(granted, (ts, NOT granted)) AS granted,
+               list({'consent_id': consent_id, 'ts': ts, 'source_file': source_file}
+                    ORDER BY ts, consent_id) FILTER (WHERE NOT granted AND before) AS withdrawals
+        FROM ordered GROUP BY pid, purpose),
+    journeys AS (
+        SELECT pid, study_id, site_id, segment_id, channel_id,
+               count(*) OVER (PARTITION BY pid) > 1 AS shared
+        FROM journey)
+    SELECT d.pid, d.purpose, j.study_id, j.site_id, j.segment_id, j.channel_id,
+           coalesce(j.shared, FALSE) AS shared,
+           d.first_ts, d.first_granted, d.last_ts, d.granted, d.withdrawals
+    FROM decisions d LEFT JOIN journeys j USING (pid)"""
 
 
 def rebuild_consent_decision(con: duckdb.DuckDBPyConnection) -> int:
     """Recompute ``consent_decision`` from the consent events; returns its row count.
     The caller owns the transaction."""
     con.execute("DELETE FROM consent_decision")
-    con.execute(f"INSERT INTO consent_decision BY NAME SELECT * FROM ({consent_decision_sql()})")
+    # in study and site order, as the journey: a filtered view reads only its groups
+    con.execute(f"INSERT INTO consent_decision BY NAME SELECT * FROM ({consent_decision_sql()}) "
+                f"ORDER BY study_id, site_id")
     return con.execute("SELECT count(*) FROM consent_decision").fetchone()[0]
 
 

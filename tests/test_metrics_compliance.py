@@ -113,6 +113,26 @@ def test_study_and_channel_filters_follow_the_journeys(con):
     assert rows(phase, RATES + ["withdrawals"])["contact_research"] == (1, 1, 100.0, 0, 0.0, 1)
 
 
+def test_a_person_with_two_journeys_counts_once(con):
+    # p1 becomes a lead of study B too (before withdrawing, so a second journey)
+    con.execute("INSERT INTO funnel_event VALUES ('e1b', 'p1', 'B', 'B1', 'lead', '2026-03-04 12:00', NULL, 'f')")
+    derive.refresh(con)
+    # two purposes x two journeys, marked as one person's
+    assert con.execute("SELECT count(*), bool_and(shared) FROM consent_decision WHERE pid = 'p1'").fetchone() == (4, True)
+    # unfiltered: as before (test_rates_per_purpose, test_withdrawals_and_the_time_to_apply_them)
+    assert rows(co.purpose_table(con, UNLIMITED), RATES + WITHDRAWALS) == {
+        "contact_research": (4, 1, 25.0, 1, 25.0, 3, 3, 30.0),
+        "tracking": (6, 3, 50.0, 2, 33.3, 2, 1, 359.0)}
+    # both studies: every person with a journey, p1..p5 (not p6); p1 and its withdrawal once
+    assert rows(co.purpose_table(con, Filters.make(study=["A", "B"])), RATES + ["withdrawals"]) == {
+        "contact_research": (4, 1, 25.0, 1, 25.0, 3),
+        "tracking": (5, 3, 60.0, 2, 40.0, 1)}
+    # study B: p1 (withdrawn 03-12) and p4 (granted again)
+    assert rows(co.purpose_table(con, Filters.make(study="B")), RATES + ["withdrawals"])["contact_research"] == \
+        (2, 1, 50.0, 0, 0.0, 2)
+    assert co.weekly_withdrawals(con, Filters.make(study=["A", "B"]))["withdrawals"].sum() == 4
+
+
 def test_a_period_counts_first_decisions_and_the_state_at_its_end(con):
     week = Filters.make(start="2026-03-01", end="2026-03-07")
     table = co.purpose_table(con, week)

@@ -57,8 +57,8 @@ from cockpit.filters import DIMENSIONS, Filters
 PURPOSE_ORDER = tuple(sorted(PURPOSES))  # contact_research, tracking
 PURPOSE_NAMES = {"contact_research": "Contact for research", "tracking": "Tracking"}
 LIMIT_DAYS = 30
-PERSON_COLUMNS = {"study": "j.study_id", "site": "j.site_id", "segment": "j.segment_id",
-                  "channel": "j.channel_id"}
+PERSON_COLUMNS = {"study": "d.study_id", "site": "d.site_id", "segment": "d.segment_id",
+                  "channel": "d.channel_id"}
 
 PURPOSE_COLUMNS = ["purpose", "purpose_name", "decided", "granted", "consent_rate_pct", "refused",
                    "refusal_rate_pct", "withdrawals", "withdrawals_applied",
@@ -119,32 +119,34 @@ def _now(now: datetime | None) -> datetime:
     return now.astimezone(timezone.utc).replace(tzinfo=None) if now.tzinfo else now
 
 
-def _persons(f: Filters, column: str) -> tuple[str, list]:
-    """A condition on a person id ``column``: the persons with a journey that ``f``'s
-    dimensions and the viewer's scope select; TRUE when nothing is set, so that persons
-    with no journey count in the unfiltered, unconfined view."""
-    where, params = f.where(PERSON_COLUMNS)
-    if where == "TRUE":
-        return where, params
-    return f"{column} IN (SELECT j.pid FROM journey j WHERE {where})", params
+def _persons(f: Filters) -> tuple[str, list]:
+    """The condition on ``consent_decision d`` of ``f``'s dimensions and the viewer's
+    scope: the rows of the journeys they select (TRUE when nothing is set, so that
+    persons with no journey count in the unfiltered, unconfined view)."""
+    return f.where(PERSON_COLUMNS)
 
 
 def _withdrawals_sql(f: Filters) -> tuple[str, list]:
     """SQL of the withdrawals of ``f`` (a withdrawal right after a grant, of the persons
-    and in the period of ``f``) with ``purpose``, ``ts`` and ``applied_at``, the moment
-    the loader applied them (module docstring), or NULL."""
-    persons, params = _persons(f, "d.pid")
-    dates, date_params = f.dates("w.ts")
+    and in the period of ``f``), each once, with ``purpose``, ``ts`` and ``applied_at``,
+    the moment the loader applied them (module docstring), or NULL."""
+    persons, params = _persons(f)
+    dates, date_params = f.dates("ts")
     sql = f"""
         SELECT w.purpose, w.ts,
                (SELECT min(sf.loaded_at) FROM source_file sf
                 WHERE sf.path = w.source_file AND sf.status = 'loaded' AND sf.loaded_at >= w.ts)
                    AS applied_at
-        FROM (SELECT d.purpose, unnest(d.withdrawals, recursive := true)
-              FROM consent_decision d
-              WHERE d.withdrawals IS NOT NULL AND {persons}) w
-        WHERE {dates}"""
-    return sql, [*params, *date_params]
+        FROM (
+            WITH found AS (
+                SELECT d.purpose, d.shared, unnest(d.withdrawals, recursive := true)
+                FROM consent_decision d
+                WHERE d.withdrawals IS NOT NULL AND {persons})
+            SELECT purpose, consent_id, ts, source_file FROM found WHERE NOT shared AND {dates}
+            UNION ALL  -- a person of several journeys: each withdrawal once
+            SELECT DISTINCT purpose, consent_id, ts, source_file FROM found WHERE shared AND {dates}
+        ) w"""
+    return sql, [*params, *date_params, *date_params]
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -187,18 +189,22 @@ def purpose_table(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
     the period, consent rate, refused at first decision, refusal rate, withdrawals in
     the period, those applied, and the median hours to apply them (module docstring).
     Read from ``consent_decision`` (one row per person and purpose)."""
-    persons, person_params = _persons(f, "d.pid")
+    persons, person_params = _persons(f)
     dates, date_params = f.dates("d.first_ts")
     granted, granted_params = _granted_at_end_sql(f)
     join, join_params = _state_join(f)
     withdrawals, w_params = _withdrawals_sql(f)
+    decision = "d.pid, d.purpose, d.first_granted, d.last_ts, d.granted"
     sql = f"""
-        WITH rates AS (
+        WITH decided AS (
+            SELECT {decision} FROM consent_decision d WHERE NOT d.shared AND {persons} AND {dates}
+            UNION ALL  -- a person of several journeys: once (their rows differ only there)
+            SELECT DISTINCT {decision} FROM consent_decision d WHERE d.shared AND {persons} AND {dates}),
+        rates AS (
             SELECT d.purpose, count(*) AS decided,
                    count(*) FILTER (WHERE {granted}) AS granted,
                    count(*) FILTER (WHERE NOT d.first_granted) AS refused
-            FROM consent_decision d {join}
-            WHERE {persons} AND {dates}
+            FROM decided d {join}
             GROUP BY d.purpose),
         wd_agg AS (
             SELECT purpose, count(*) AS withdrawals, count(applied_at) AS withdrawals_applied,
@@ -210,8 +216,8 @@ def purpose_table(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
         FROM (SELECT unnest(?::VARCHAR[]) AS purpose) p
         LEFT JOIN rates r USING (purpose) LEFT JOIN wd_agg w USING (purpose)
     """
-    params = [*granted_params, *join_params, *person_params, *date_params, *w_params,
-              list(PURPOSE_ORDER)]
+    params = [*person_params, *date_params, *person_params, *date_params, *granted_params, *join_params,
+              *w_params, list(PURPOSE_ORDER)]
     rows = con.execute(sql, params).df()
     rows = rows.set_index("purpose").reindex(list(PURPOSE_ORDER)).reset_index()
     out = pd.DataFrame({

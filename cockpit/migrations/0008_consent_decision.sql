@@ -1,12 +1,21 @@
--- Consent decisions per person and purpose, for the Compliance page: one row per person
--- and purpose with a consent event (cockpit.derive.consent_decision_sql), so that a
--- filter change reads one summary row per person instead of ordering and grouping every
--- consent event. Filled by the rebuild of the derived tables (cockpit.derive.refresh),
--- which opening the store runs right after this migration (cockpit.store.REBUILDS_DERIVED)
--- and every load run repeats.
+-- Consent decisions per person and purpose, for the Compliance page
+-- (cockpit.derive.consent_decision_sql): a filter change reads summary rows instead of
+-- ordering and grouping every consent event. A person's decision is repeated on one row
+-- per journey of theirs, with the journey's study, site, segment and channel (what the
+-- page filters by; NULL for a person with no journey), in study and site order, so that
+-- a filtered view reads its own rows only. ``shared`` marks the persons with more than
+-- one journey: the page counts their rows once per person.
+-- Filled by the rebuild of the derived tables (cockpit.derive.refresh), which opening the
+-- store runs right after this migration (cockpit.store.REBUILDS_DERIVED) and every load
+-- run repeats.
 CREATE TABLE consent_decision (
     pid           VARCHAR NOT NULL,
     purpose       VARCHAR NOT NULL,
+    study_id      VARCHAR,              -- the journey's; NULL: the person has no journey
+    site_id       VARCHAR,
+    segment_id    VARCHAR,
+    channel_id    VARCHAR,
+    shared        BOOLEAN NOT NULL,     -- the person has more than one journey
     first_ts      TIMESTAMP NOT NULL,   -- the first decision
     first_granted BOOLEAN NOT NULL,     -- false: the first decision was a refusal
     last_ts       TIMESTAMP NOT NULL,   -- the latest event
