@@ -139,43 +139,65 @@ def _cohort_counts(con: duckdb.DuckDBPyConnection, f: Filters, parts: tuple[str,
     - ``maturity``: ``typical`` (the ``MATURITY_QUANTILE`` of whole days from lead to
       randomization over every randomized person of the filter, all dates), ``leads``,
       and ``young``: leads fewer than ``typical`` days before ``end`` (see
-      ``cohort_maturity``)."""
+      ``cohort_maturity``).
+
+    "Reached" holds for every earlier stage of a stage reached, so each lead is
+    classified once: its furthest stage, whether it has an exit from that stage, whether
+    it withdrew the consent, whether it is young. DuckDB counts the leads per class and
+    the counts above are sums of those."""
     where, params = _cohort(f)
-    reached = reached_sql()
-    columns: list[str] = []
-    prefix, before = "", []
-    if "reached" in parts:
-        columns += [f"count(*) FILTER (WHERE {reached[name]})" for name, _, _ in STAGES]
-    if "stalled" in parts:
-        for (name, _, _), (nxt, _, _) in zip(STAGES[:-1], STAGES[1:]):
-            own_exits = [col for _, col, src in EXITS.values() if src == name]
-            no_exit = f" AND coalesce({', '.join(own_exits)}) IS NULL" if own_exits else ""
-            stopped = f"{reached[name]} AND NOT ({reached[nxt]}){no_exit}"
-            columns.append(f"count(*) FILTER (WHERE {stopped} AND consent_withdrawn_ts IS NULL)")
-            columns.append(f"count(*) FILTER (WHERE {stopped} AND consent_withdrawn_ts IS NOT NULL)")
+    classes, before, prefix = _lead_classes_sql(), [], ""
+    young, typical = "FALSE", "NULL"
     if "maturity" in parts:
         hist_where, hist_params = f.where(JOURNEY_COLUMNS)
         prefix = f"""WITH typical AS (
             SELECT quantile_disc(date_diff('day', CAST(lead_ts AS DATE), CAST(randomized_ts AS DATE)),
                                  {MATURITY_QUANTILE}) AS days
             FROM journey WHERE randomized_ts IS NOT NULL AND {hist_where}) """
-        columns += ["(SELECT days FROM typical)", "count(*)",
-                    "count(*) FILTER (WHERE date_diff('day', CAST(lead_ts AS DATE), CAST(? AS DATE)) "
-                    "< coalesce((SELECT days FROM typical), 0))"]
+        young = ("date_diff('day', CAST(lead_ts AS DATE), CAST(? AS DATE)) "
+                 "< coalesce((SELECT days FROM typical), 0)")
+        typical = "(SELECT days FROM typical)"
         before = [*hist_params, end]
-    row = con.execute(f"{prefix}SELECT {', '.join(columns)} FROM journey WHERE {where}",
-                      [*before, *params]).fetchone()
+    # class key: furthest stage x 8 + own exit x 4 + withdrawn x 2 + young
+    typical_days, counted = con.execute(
+        f"""{prefix}SELECT {typical}, histogram(level * 8 + CAST(own_exit AS INTEGER) * 4
+                                        + CAST(withdrawn AS INTEGER) * 2 + CAST(young AS INTEGER))
+            FROM (SELECT level, {classes['own_exit']} AS own_exit, withdrawn, young
+                  FROM (SELECT {classes['level']} AS level, consent_withdrawn_ts IS NOT NULL AS withdrawn,
+                               {young} AS young, {classes['exits']}
+                        FROM journey WHERE {where}))""",
+        [*before, *params],
+    ).fetchone()
+    per_class = [(key // 8, bool(key & 4), bool(key & 2), bool(key & 1), n)
+                 for key, n in (counted or {}).items()]
     out: dict = {}
-    at = 0
     if "reached" in parts:
-        out["reached"] = [int(v) for v in row[at:at + len(STAGES)]]
-        at += len(STAGES)
+        out["reached"] = [sum(n for level, *_, n in per_class if level >= k) for k in range(len(STAGES))]
     if "stalled" in parts:
-        out["stalled"] = [int(v) for v in row[at:at + 2 * (len(STAGES) - 1)]]
-        at += 2 * (len(STAGES) - 1)
+        out["stalled"] = [sum(n for level, exited, withdrawn, _, n in per_class
+                              if level == k and not exited and withdrawn == gone)
+                          for k in range(len(STAGES) - 1) for gone in (False, True)]
     if "maturity" in parts:
-        out["typical"], out["leads"], out["young"] = row[at:at + 3]
+        out["typical"] = typical_days
+        out["leads"] = sum(n for *_, n in per_class)
+        out["young"] = sum(n for *_, young_lead, n in per_class if young_lead)
     return out
+
+
+def _lead_classes_sql() -> dict[str, str]:
+    """SQL of a lead's class over a journey row: ``level``, the index in ``STAGES`` of
+    the furthest stage it reached (``reached_sql``); ``exits``, the exit columns to
+    carry; and ``own_exit`` (over ``level`` and those columns), whether it has an exit
+    from that stage."""
+    reached = reached_sql()
+    names = [name for name, _, _ in STAGES]
+    level = " ".join(f"WHEN {reached[name]} THEN {i}" for i, name in reversed(list(enumerate(names))) if i)
+    own = {i: [col for _, col, src in EXITS.values() if src == name] for i, name in enumerate(names)}
+    own_exit = " ".join(f"WHEN {i} THEN coalesce({', '.join(cols)}) IS NOT NULL"
+                        for i, cols in own.items() if cols)
+    return {"level": f"CASE {level} ELSE 0 END",
+            "exits": ", ".join(col for _, col, _ in EXITS.values()),
+            "own_exit": f"CASE level {own_exit} ELSE FALSE END"}
 
 
 # ---------------------------------------------------------------- stage conversion
@@ -288,14 +310,15 @@ def stage_gaps(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
     parts = []
     for (a, _, col_a), (b, _, col_b) in zip(STAGES[:-1], STAGES[1:]):
         gap = f"epoch({col_b} - {col_a}) / 86400.0"
+        # the three quantiles from one sort of the gaps
         parts.append(
             f"SELECT '{a}' AS from_stage, '{b}' AS to_stage, count(*) AS persons, "
-            f"quantile_cont({gap}, 0.5) AS median_days, quantile_cont({gap}, 0.25) AS p25_days, "
-            f"quantile_cont({gap}, 0.75) AS p75_days "
+            f"quantile_cont({gap}, [0.5, 0.25, 0.75]) AS days "
             f"FROM journey WHERE {where} AND {col_a} IS NOT NULL AND {col_b} IS NOT NULL"
         )
     rows = con.execute(" UNION ALL ".join(parts), params * len(parts)).fetchall()
-    steps, nexts, persons, *days = zip(*rows)
+    steps, nexts, persons, quantiles = zip(*rows)
+    days = zip(*(q or (None, None, None) for q in quantiles))
     return pd.DataFrame({
         "from_stage": [STAGE_LABELS[s] for s in steps],
         "to_stage": [STAGE_LABELS[s] for s in nexts],
