@@ -1,8 +1,8 @@
 """Scheduled work inside the serving process: load each source on its own interval,
 and evaluate the alert rules on theirs and after every load that brought new data.
-At start and after every such load, the weekly review's forecasts and the Budget page's
-portfolio model are computed ahead (``warm_job``), so that their first viewer does not
-wait for them.
+At start and after every such load, the weekly review's forecasts, the Budget page's
+portfolio model and every page's default view are computed ahead (``warm_job``), so that
+their first viewer does not wait for them.
 
 Jobs never overlap (one instance each, missed runs coalesced) and write only through
 the store's writer thread, so pages keep answering from their own cursors while a load
@@ -104,21 +104,45 @@ def digest_job(store: Store, alerting: Alerting) -> None:
         log.exception("weekly digest failed")
 
 
+def default_views() -> list[tuple]:
+    """(function, arguments) of the numbers each page shows when it opens without a
+    filter, called as the page calls them (``cockpit.cache``)."""
+    from cockpit.analytics.attribution import DEFAULT_HALF_LIFE_DAYS
+    from cockpit.metrics import attribution, channels, compliance, funnel, overview, segments, sites
+
+    return [
+        (overview.snapshot, {}),
+        (channels.channel_table, {"level": "channel"}),
+        (channels.weekly_by_channel, {}),
+        (funnel.snapshot, {"by": "channel", "view": "speed"}),
+        (sites.site_table, {}),
+        (segments.segment_report, {}),
+        (attribution.channel_table, {"mode": "lead", "half_life_days": DEFAULT_HALF_LIFE_DAYS}),
+        (attribution.coverage, {"mode": "lead"}),
+        (compliance.purpose_table, {}),
+        (compliance.weekly_withdrawals, {}),
+    ]
+
+
 def warm_job(store: Store) -> None:
     """Compute what the first viewer after a load would otherwise wait for, each cached
     per data version: the weekly review's forecast of every study
-    (``review.warm_forecasts``) and the Budget page's model fit of the whole portfolio,
-    the view it opens on for a viewer who may see every study. Failures are logged; the
-    pages then compute what they need themselves."""
+    (``review.warm_forecasts``), the Budget page's model fit of the whole portfolio and
+    each page's numbers without a filter (``default_views``), for a viewer who may see
+    every study. Failures are logged; the pages then compute what they need themselves."""
+    from cockpit import cache
     from cockpit.filters import UNLIMITED, Filters
     from cockpit.metrics import mix, review
 
+    everything = Filters(scope=UNLIMITED)
     try:
         con = store.reader()
         review.warm_forecasts(con)
-        mix.cached_fit(con, Filters(scope=UNLIMITED))
+        mix.cached_fit(con, everything)
+        for fn, arguments in default_views():
+            cache.cached(store, fn, everything, **arguments)
     except Exception:
-        log.exception("computing the forecasts and the budget model ahead failed")
+        log.exception("computing the default views ahead failed")
 
 
 def load_job(store: Store, source: Source | Path, key: bytes,

@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from dash import Input, Output, State, callback, dcc, html, no_update
 
-from cockpit import context, export, ui
+from cockpit import cache, context, export, ui
 from cockpit.analytics import attribution as attr
 from cockpit.derive import LOOKBACK_DAYS
 from cockpit.filters import Filters, from_url
@@ -172,8 +172,8 @@ def refresh(search: str | None, mode: str | None, half_life) -> tuple:
         return (no_update,) * 4
     mode = _mode(mode)
     con = context.reader()
-    table = paths.channel_table(con, f, mode, _half_life(half_life))
-    return (_note(paths.coverage(con, f, mode), mode, f), _figure(table, mode),
+    table = cache.cached(context.store(), paths.channel_table, f, mode, _half_life(half_life))
+    return (_note(cache.cached(context.store(), paths.coverage, f, mode), mode, f), _figure(table, mode),
             ui.records(table), grid_columns(table))
 
 

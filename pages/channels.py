@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 
-from cockpit import context, export, ui
+from cockpit import cache, context, export, ui
 from cockpit.derive import LOOKBACK_DAYS
 from cockpit.filters import FilterError, Filters
 from cockpit.metrics import channels
@@ -291,13 +291,13 @@ def page_outputs(search: str | None, level: str | None, drill: str | None, metri
     level = level or "channel"
     table = None
     if "table" in parts:
-        table = channels.channel_table(con, scoped, level)
+        table = cache.cached(context.store(), channels.channel_table, scoped, level)
         out[4:7] = [ui.records(table), _shown_columns(table), _scatter_figure(table)]
     if "charts" in parts:
         same = table is not None and scoped == f and level == "channel"
-        out[0:4] = _channel_charts(f, table if same else channels.channel_table(con, f, "channel"))
+        out[0:4] = _channel_charts(f, table if same else cache.cached(context.store(), channels.channel_table, f, "channel"))
     if "trend" in parts:
-        out[7] = _trend_figure(channels.weekly_by_channel(con, f), metric or "leads")
+        out[7] = _trend_figure(cache.cached(context.store(), channels.weekly_by_channel, f), metric or "leads")
     return out
 
 

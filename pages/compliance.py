@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from dash import Input, Output, State, callback, html, no_update
 
-from cockpit import context, export, ui
+from cockpit import cache, context, export, ui
 from cockpit.filters import from_url
 from cockpit.metrics import compliance
 
@@ -198,9 +198,9 @@ def refresh(search: str | None) -> list:
         return [no_update] * (len(CARDS) + 2 + 2 * len(TABLES))
     con = context.reader()
     now = _now()
-    purposes = compliance.purpose_table(con, f)
+    purposes = cache.cached(context.store(), compliance.purpose_table, f)
     s = compliance.summary(con, f, now, purposes)
-    weeks = compliance.weekly_withdrawals(con, f)
+    weeks = cache.cached(context.store(), compliance.weekly_withdrawals, f)
     frames = [purposes, weeks, compliance.access_requests(con, f, now),
               compliance.erasure_requests(con, f, now)]
     grids = [part for frame in frames for part in (ui.records(frame), grid_columns(frame))]

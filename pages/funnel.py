@@ -9,7 +9,7 @@ import pandas as pd
 from plotly.colors import qualitative
 from dash import Input, Output, State, callback, ctx, html, no_update
 
-from cockpit import context, export, ui
+from cockpit import cache, context, export, ui
 from cockpit.filters import FilterError, Filters
 from cockpit.metrics import funnel
 from cockpit.access import ROLES
@@ -345,7 +345,7 @@ def page_outputs(search: str | None, by: str | None, view: str | None,
         return out
     con = context.reader()
     if "funnel" in parts:
-        numbers = funnel.snapshot(con, f, by=km_key(by), view=km_view(view))
+        numbers = cache.cached(context.store(), funnel.snapshot, f, by=km_key(by), view=km_view(view))
         out[:FUNNEL_OUTPUTS] = _funnel_outputs(numbers)
         km = numbers.curves
     elif "curves" in parts:

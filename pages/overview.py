@@ -9,7 +9,7 @@ import pandas as pd
 from plotly.colors import qualitative
 from dash import Input, Output, State, callback, html, no_update
 
-from cockpit import context, export, ui
+from cockpit import cache, context, export, ui
 from cockpit.filters import FilterError, Filters
 from cockpit.metrics import overview
 from cockpit.access import STAFF
@@ -121,7 +121,7 @@ def refresh(search):
         f = Filters.from_query(search)
     except FilterError:
         return [no_update] * (len(CARDS) + 5)
-    numbers = overview.snapshot(context.reader(), f)
+    numbers = cache.cached(context.store(), overview.snapshot, f)
     k = numbers.kpis
     cards = [ui.fmt_int(k["leads"]), ui.fmt_int(k["eligible"]), ui.fmt_int(k["consented"]),
              ui.fmt_int(k["randomized"]), ui.fmt_money(k["spend"]), ui.fmt_money(k["cost_per_randomized"])]

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from dash import Input, Output, State, callback, html, no_update
 
-from cockpit import context, export, ui
+from cockpit import cache, context, export, ui
 from cockpit.filters import FilterError, Filters
 from cockpit.metrics import segments
 from cockpit.access import STAFF
@@ -161,7 +161,7 @@ def refresh(search):
         f = Filters.from_query(search)
     except FilterError:
         return [no_update] * 5
-    table, summary = segments.segment_report(context.reader(), f)
+    table, summary = cache.cached(context.store(), segments.segment_report, f)
     return (_spend_note(summary), _scatter_figure(table), _priority_figure(table),
             ui.records(table), _shown_columns(table))
 

@@ -7,7 +7,7 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import Input, Output, State, callback, html, no_update
 
-from cockpit import context, export, ui
+from cockpit import cache, context, export, ui
 from cockpit.filters import FilterError, Filters
 from cockpit.metrics import sites
 from cockpit.access import ROLES
@@ -223,7 +223,7 @@ def refresh(search):
     except FilterError:
         return [no_update] * (len(CARDS) + 3)
     con = context.reader()
-    table = sites.site_table(con, f)
+    table = cache.cached(context.store(), sites.site_table, f)
     s = sites.summary(table)
     cards = [
         ui.fmt_int(s["active_sites"]), ui.fmt_int(s["non_enrolling"]), ui.fmt_int(s["slow_contact"]),

@@ -3,8 +3,9 @@ real SMTP server on 127.0.0.1."""
 from __future__ import annotations
 
 from cockpit.filters import UNLIMITED, Filters, Scope
-from cockpit.metrics import mix, review
-from cockpit.scheduler import Alerting, digest_job, warm_job
+from cockpit import cache
+from cockpit.metrics import funnel, mix, review
+from cockpit.scheduler import Alerting, default_views, digest_job, warm_job
 from test_alerts_smtp import SmtpServer
 from test_digest import review_store  # noqa: F401  (the fixture: the review's hand-built store)
 
@@ -33,7 +34,7 @@ def test_weekly_digest_job_keeps_the_message_while_smtp_is_down(review_store):
     assert queued == 1
 
 
-def test_the_review_forecasts_and_the_portfolio_model_are_computed_ahead(review_store):
+def test_forecasts_the_portfolio_model_and_default_views_are_computed_ahead(review_store):
     review._CACHE.clear()
     warm_job(review_store)
     con = review_store.reader()
@@ -47,3 +48,8 @@ def test_the_review_forecasts_and_the_portfolio_model_are_computed_ahead(review_
     # and the Budget page's model of the whole portfolio, for a viewer who sees it all
     assert mix.is_cached(con, Filters(scope=UNLIMITED))
     assert not mix.is_cached(con, Filters(scope=Scope(studies=(studies[0],))))
+    # and each page's view without a filter, as the pages ask for it
+    assert all(cache.is_cached(review_store, fn, Filters(scope=UNLIMITED), **arguments)
+               for fn, arguments in default_views())
+    assert cache.is_cached(review_store, funnel.snapshot, Filters(scope=UNLIMITED), by="channel", view="speed")
+    assert not cache.is_cached(review_store, funnel.snapshot, Filters(scope=UNLIMITED), by="site", view="speed")

@@ -28,8 +28,6 @@ outcome column directly.
 """
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -39,6 +37,7 @@ import pandas as pd
 
 from cockpit.analytics import mix as mixmodel
 from cockpit.analytics import optimise as opt
+from cockpit.cache import LRU
 from cockpit.filters import Filters
 from cockpit.store import data_version
 
@@ -239,34 +238,7 @@ def model_data(frame: pd.DataFrame, outcome: str = FIT_OUTCOME,
 # ---------------------------------------------------------------- cached fits
 
 
-class _Cache:
-    """A small thread-safe LRU of fitted models."""
-
-    def __init__(self, size: int):
-        self.size = size
-        self._items: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key):
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        return None
-
-    def put(self, key, value) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-
-_FITS = _Cache(CACHE_SIZE)
+_FITS = LRU(CACHE_SIZE)  # fitted models
 
 
 @dataclass
