@@ -116,7 +116,7 @@ def default_views() -> list[tuple]:
         (channels.weekly_by_channel, {}),
         (funnel.snapshot, {"by": "channel", "view": "speed"}),
         (sites.site_table, {}),
-        (segments.segment_report, {}),
+        (segments.all_segments, {}),
         (attribution.channel_table, {"mode": "lead", "half_life_days": DEFAULT_HALF_LIFE_DAYS}),
         (attribution.coverage, {"mode": "lead"}),
         (compliance.purpose_table, {}),

@@ -161,7 +161,9 @@ def refresh(search):
         f = Filters.from_query(search)
     except FilterError:
         return [no_update] * 5
-    table, summary = cache.cached(context.store(), segments.segment_report, f)
+    # every segment's scores, computed once for all segment choices of the filter
+    table, summary = cache.cached(context.store(), segments.all_segments, f.without("segment"))
+    table = segments.chosen(table, f)
     return (_spend_note(summary), _scatter_figure(table), _priority_figure(table),
             ui.records(table), _shown_columns(table))
 

@@ -211,20 +211,33 @@ def segment_report(con: duckdb.DuckDBPyConnection, f: Filters) -> tuple[pd.DataF
     - caution: says so when fewer than ``MIN_RANDOMIZED`` were randomized, so that a
       score resting on a handful of patients is not taken at face value.
     """
-    scope = f.without("segment")  # indices compare every segment (module docstring)
+    table, summary = all_segments(con, f.without("segment"))
+    return chosen(table, f), summary
+
+
+def all_segments(con: duckdb.DuckDBPyConnection, scope: Filters) -> tuple[pd.DataFrame, dict | None]:
+    """``segment_report`` of every segment: the indices compare every segment (module
+    docstring), so a segment filter only picks rows of this table (``chosen``), and the
+    table of all segments, computed once, serves each choice."""
+    if scope.segment:
+        raise ValueError("all_segments takes a filter without segments")
     counts = stage_counts(con, scope, by="segment_or_unknown")
     stages = {stage: dict(zip(counts["segment_id"].tolist(), counts[stage].tolist())) for stage in STAGES}
     cohort = {segment_id: (leads, eligible) for segment_id, leads, eligible in _cohort_rows(con, scope)}
-    spent, summary = _allocation(con, scope) if allocation_applies(f) else (None, None)
+    spent, summary = _allocation(con, scope) if allocation_applies(scope) else (None, None)
     enrolment = _enrolment(con, scope)
     names = _segment_names(con)
     # every segment with an event or a lead in the period, youngest band first, unknown age last
     ids = sorted(stages["leads"].keys() | cohort.keys(), key=lambda i: (names.get(i, (i, _NO_AGE))[1], i))
-    table = _segment_rows(ids, stages, cohort, spent, enrolment, names)
-    if f.segment:  # scored among all segments, shown for the chosen ones
-        wanted = set(f.segment)
-        table = table.take([i for i, segment_id in enumerate(ids) if segment_id in wanted]).reset_index(drop=True)
-    return table, summary
+    return _segment_rows(ids, stages, cohort, spent, enrolment, names), summary
+
+
+def chosen(table: pd.DataFrame, f: Filters) -> pd.DataFrame:
+    """The rows of ``all_segments``' table of the segments ``f`` chooses (all without a
+    segment filter): scored among all segments, shown for the chosen ones."""
+    if not f.segment:
+        return table
+    return table[table["segment_id"].isin(set(f.segment))].reset_index(drop=True)
 
 
 _NO_AGE = 10_000  # the age band order of a segment without a band: last
