@@ -171,9 +171,9 @@ def refresh(search: str | None, mode: str | None, half_life) -> tuple:
     if f is None:
         return (no_update,) * 4
     mode = _mode(mode)
-    con = context.reader()
-    table = cache.cached(context.store(), paths.channel_table, f, mode, _half_life(half_life))
-    return (_note(cache.cached(context.store(), paths.coverage, f, mode), mode, f), _figure(table, mode),
+    store = context.store()
+    table = cache.cached(store, paths.channel_table, f, mode, _half_life(half_life))
+    return (_note(cache.cached(store, paths.coverage, f, mode), mode, f), _figure(table, mode),
             ui.records(table), grid_columns(table))
 
 

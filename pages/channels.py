@@ -287,17 +287,17 @@ def page_outputs(search: str | None, level: str | None, drill: str | None, metri
         scoped = _scope(search, drill)
     except FilterError:
         return out
-    con = context.reader()
-    level = level or "channel"
+    level, metric = level or "channel", metric or "leads"
     table = None
-    if "table" in parts:
+    # a level or metric the page does not offer (a crafted request) leaves its part as it was
+    if "table" in parts and level in channels.LEVELS:
         table = cache.cached(context.store(), channels.channel_table, scoped, level)
         out[4:7] = [ui.records(table), _shown_columns(table), _scatter_figure(table)]
     if "charts" in parts:
         same = table is not None and scoped == f and level == "channel"
         out[0:4] = _channel_charts(f, table if same else cache.cached(context.store(), channels.channel_table, f, "channel"))
-    if "trend" in parts:
-        out[7] = _trend_figure(cache.cached(context.store(), channels.weekly_by_channel, f), metric or "leads")
+    if "trend" in parts and metric in dict(TREND_METRICS):
+        out[7] = _trend_figure(cache.cached(context.store(), channels.weekly_by_channel, f), metric)
     return out
 
 

@@ -222,7 +222,6 @@ def refresh(search):
         f = Filters.from_query(search)
     except FilterError:
         return [no_update] * (len(CARDS) + 3)
-    con = context.reader()
     table = cache.cached(context.store(), sites.site_table, f)
     s = sites.summary(table)
     cards = [

@@ -155,3 +155,15 @@ def test_one_request_draws_what_each_part_draws(cockpit_app, demo_store):
         assert [row["leads"] for row in whole[4]] == shown["leads"].tolist()
         assert [row["cost_per_randomized"] for row in whole[4]] == [
             None if v != v else v for v in shown["cost_per_randomized"]]
+
+
+def test_a_level_or_metric_the_page_does_not_offer_leaves_its_part_alone(cockpit_app, demo_store):
+    # a crafted request: the other parts are still drawn, as for a valid one
+    from dash import no_update
+
+    from pages.channels import page_outputs
+
+    crafted = page_outputs("", "bogus", None, "nonsense")
+    valid = page_outputs("", "channel", None, "leads")
+    assert crafted[4:8] == [no_update] * 4
+    assert as_sent(crafted[:4]) == as_sent(valid[:4])
