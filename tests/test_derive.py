@@ -265,6 +265,7 @@ def test_opening_a_store_of_an_earlier_schema_fills_the_derived_tables(tmp_path)
     reasons = [col for col, _ in derive.EXIT_REASON_COLUMNS]
     con.execute("DROP TABLE journey_path; DROP TABLE consent_decision; "
                 + "".join(f"ALTER TABLE journey DROP COLUMN {col}; " for col in reasons)
+                + "ALTER TABLE visitor_link DROP COLUMN attached; "
                 + "DELETE FROM schema_migration WHERE version >= 7")
     con.close()
     con = open_db(path)

@@ -188,7 +188,8 @@ def test_store_open_in_another_process_is_refused(tiny_db):
 
 def test_anonymous_touchpoints_of_the_persons_visitor_are_erased(tiny_db):
     con = open_db(tiny_db)
-    con.execute("INSERT INTO visitor_link VALUES ('v3', 'p3', '2026-03-09 08:00'), ('v4', 'p4', '2026-03-05 07:00')")
+    con.execute("INSERT INTO visitor_link VALUES ('v3', 'p3', '2026-03-09 08:00', TRUE), "
+                "('v4', 'p4', '2026-03-05 07:00', TRUE)")
     con.execute("INSERT INTO touchpoint VALUES "
                 "('t7', NULL, 'v3', '2026-03-12 10:00', 'page_view', 'facebook', 'CA', NULL, 'A', NULL, NULL, 'f'), "
                 "('t8', NULL, 'v4', '2026-03-12 10:00', 'page_view', 'facebook', 'CB', NULL, 'B', NULL, NULL, 'f')")

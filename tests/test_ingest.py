@@ -565,6 +565,32 @@ def test_touchpoints_get_their_person_when_the_visitor_submits_later(con, raw):
     assert rows(con, "SELECT pid FROM touchpoint WHERE touch_id = 'web:we-8'") == [(None,)]
 
 
+def test_a_run_attaches_the_visits_of_the_visitors_it_linked_once_its_files_are_in(con, raw):
+    # web events and the pre-screener in one run: the web events load first (kind order),
+    # anonymous; the pre-screener links their visitor; the run's last step attaches them
+    text, _ = web_events_file()
+    write(raw, "web_events_2026-01.jsonl", text)
+    write(raw, "prescreener_2026-01.csv", prescreener_file())
+    load(con, raw)
+    assert rows(con, "SELECT pid FROM touchpoint WHERE touch_id = 'web:we-1'") == [(ANNA,)]
+    assert rows(con, "SELECT count(*) FROM visitor_link WHERE NOT attached") == [(0,)]
+
+
+def test_a_run_cut_off_before_attaching_leaves_it_to_the_next_run(con, raw):
+    text, _ = web_events_file()
+    write(raw, "web_events_2026-01.jsonl", text)
+    load(con, raw)
+    write(raw, "prescreener_2026-01.csv", prescreener_file())
+    load(con, raw)
+    # the state a run killed after its last file's commit leaves: linked, not attached
+    con.execute("UPDATE touchpoint SET pid = NULL WHERE touch_id = 'web:we-1'")
+    con.execute("UPDATE visitor_link SET attached = FALSE")
+    summary = load(con, raw)  # nothing new to load
+    assert summary.files_loaded == 0
+    assert rows(con, "SELECT pid FROM touchpoint WHERE touch_id = 'web:we-1'") == [(ANNA,)]
+    assert rows(con, "SELECT count(*) FROM visitor_link WHERE NOT attached") == [(0,)]
+
+
 def test_qr_scans(con, raw):
     write(raw, "qr_scans_2026-01.csv", "scan_id,scanned_at,code,visitor_id\n"
           "QS-1,2026-01-04T08:00:00Z,QR-7F3A21,v-2\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .context import ACCEPTED, PIDS, STAGE, LoadContext
 from .lookups import channel_id, channel_joins, channel_of_kind
-from .people import attach_touchpoints, link_visitors, upsert_persons
+from .people import link_visitors, upsert_persons
 from .staging import Field
 from .sqltext import cat, lit, quoted
 from .tabular import TableSpec
@@ -168,7 +168,6 @@ def _prescreener_write(ctx: LoadContext) -> None:
     if ctx.keys_may_exist:  # as above: a corrected response that lost its channel
         ctx.con.execute(f"DELETE FROM touchpoint WHERE touch_id IN "
                         f"(SELECT {head}':form' FROM {ACCEPTED} WHERE {channel} IS NULL)")
-    attach_touchpoints(ctx)
 
 
 PRESCREENER_SPEC = TableSpec(

@@ -99,9 +99,10 @@ def upsert_persons(ctx: LoadContext, ts: str) -> None:
 def link_visitors(ctx: LoadContext, ts: str) -> None:
     """Link web visitors (cookie ids) of the accepted rows to their person; a visitor
     seen on several submissions belongs to the person of the latest one."""
-    links = (f"SELECT visitor_id, arg_max(pid, {ts}) AS pid, max({ts}) AS linked_at FROM {ACCEPTED} "
+    links = (f"SELECT visitor_id, arg_max(pid, {ts}) AS pid, max({ts}) AS linked_at, FALSE FROM {ACCEPTED} "
              f"WHERE visitor_id IS NOT NULL GROUP BY visitor_id")
-    insert = f"INSERT INTO visitor_link (visitor_id, pid, linked_at) {links}"
+    # not yet attached: the run gives the visitor's earlier touchpoints its person at its end
+    insert = f"INSERT INTO visitor_link (visitor_id, pid, linked_at, attached) {links}"
     if not ctx.keys_may_exist:
         insert_new(ctx, insert)
         return
@@ -110,22 +111,27 @@ def link_visitors(ctx: LoadContext, ts: str) -> None:
         ctx.con.execute(insert)
         return
     ctx.con.execute(
-        f"{insert} ON CONFLICT (visitor_id) DO UPDATE SET pid = excluded.pid, linked_at = excluded.linked_at "
+        f"{insert} ON CONFLICT (visitor_id) DO UPDATE SET pid = excluded.pid, linked_at = excluded.linked_at, "
+        f"attached = FALSE "
         f"WHERE excluded.linked_at >= visitor_link.linked_at "
         f"AND (visitor_link.pid <> excluded.pid OR visitor_link.linked_at <> excluded.linked_at)"
     )
 
 
-def attach_touchpoints(ctx: LoadContext) -> None:
-    """Give anonymous touchpoints the person their visitor is now linked to (a web
-    event loaded before the visitor's pre-screener gets its person later).
+def attach_linked_visits(con: duckdb.DuckDBPyConnection) -> int:
+    """Give anonymous touchpoints the person their visitor is now linked to (a web event
+    loaded before the visitor's pre-screener gets its person later); returns the number
+    of visitors attached.
 
-    Only the visitors of the accepted rows can have been linked just now: every other
-    touchpoint of a linked visitor has its person already (web events and QR scans take
-    the person of a linked visitor when written, and each linking is followed by this
-    step), so the touchpoints of those visitors alone are looked at."""
-    ctx.con.execute(
+    Web events and QR scans take the person of a linked visitor when written, so only
+    the visitors linked since the last attachment (``visitor_link.attached`` false) can
+    have anonymous touchpoints to fill: one pass over the touchpoints for all the
+    visitors a run linked. The caller owns the transaction."""
+    pending = con.execute("SELECT count(*) FROM visitor_link WHERE NOT attached").fetchone()[0]
+    if not pending:
+        return 0
+    con.execute(
         "UPDATE touchpoint SET pid = v.pid FROM visitor_link v "
-        "WHERE touchpoint.pid IS NULL AND touchpoint.visitor_id = v.visitor_id "
-        f"AND v.visitor_id IN (SELECT visitor_id FROM {ACCEPTED} WHERE visitor_id IS NOT NULL)"
-    )
+        "WHERE touchpoint.pid IS NULL AND touchpoint.visitor_id = v.visitor_id AND NOT v.attached")
+    con.execute("UPDATE visitor_link SET attached = TRUE WHERE NOT attached")
+    return pending

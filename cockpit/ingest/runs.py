@@ -11,6 +11,7 @@ import duckdb
 
 from cockpit.store import StoreError
 
+from .people import attach_linked_visits
 from .summary import LoadSummary
 
 AfterLoad = Callable[[duckdb.DuckDBPyConnection], None]
@@ -131,6 +132,12 @@ def rebuild_derived(con: duckdb.DuckDBPyConnection, summary: LoadSummary,
         in_transaction(con, lambda: after_load(con), "rebuilding derived tables")
 
 
+def attach_visits(con: duckdb.DuckDBPyConnection) -> None:
+    """Give the earlier web touchpoints of the visitors linked by this run (or by a run
+    cut off before this step) their person, in its own transaction, once per run."""
+    in_transaction(con, lambda: attach_linked_visits(con), "attaching web visits to their persons")
+
+
 def run_failed(con: duckdb.DuckDBPyConnection, summary: LoadSummary, exc: BaseException) -> None:
     """Record a run that ended on ``exc``; a store error is raised again as StoreError."""
     summary.status = "failed"
@@ -143,12 +150,13 @@ def run_failed(con: duckdb.DuckDBPyConnection, summary: LoadSummary, exc: BaseEx
 @contextmanager
 def recorded_run(con: duckdb.DuckDBPyConnection, summary: LoadSummary,
                  after_load: AfterLoad | None) -> Iterator[None]:
-    """Around the work of a run: then rebuild the derived tables and record the run as
-    ok; on any exception record it as failed (``run_failed``) and raise again.
+    """Around the work of a run: then attach the web visits of newly linked visitors,
+    rebuild the derived tables and record the run as ok; on any exception record it as failed (``run_failed``) and raise again.
     Checkpoints are batched over the run (``RUN_CHECKPOINT_THRESHOLD``)."""
     con.execute(f"SET checkpoint_threshold = '{RUN_CHECKPOINT_THRESHOLD}'")
     try:
         yield
+        attach_visits(con)
         rebuild_derived(con, summary, after_load)
         summary.status = "ok"
         finish_run(con, summary)
