@@ -188,7 +188,8 @@ def purpose_table(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
     """One row per purpose (``PURPOSE_ORDER``): decided persons, granted at the end of
     the period, consent rate, refused at first decision, refusal rate, withdrawals in
     the period, those applied, and the median hours to apply them (module docstring).
-    Read from ``consent_decision`` (one row per person and purpose)."""
+    Read from ``consent_decision`` (a person's decision per purpose on a row per journey
+    of theirs: a person with several counts once)."""
     persons, person_params = _persons(f)
     dates, date_params = f.dates("d.first_ts")
     granted, granted_params = _granted_at_end_sql(f)
