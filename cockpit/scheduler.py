@@ -164,9 +164,9 @@ def load_job(store: Store, source: Source | Path, key: bytes,
     if summary.files_loaded or summary.files_rejected or summary.notes:
         log.info("scheduled load of %s: %s", source.name, summary.text().replace("\n", "; "))
     if summary.rows_accepted:
-        warm_job(store)
-        if alerting is not None:
+        if alerting is not None:  # alerts first: they are waited for, the warm-up is not
             alert_job(store, alerting)
+        warm_job(store)
 
 
 def run_now(retry_quarantined: bool = False) -> list[tuple[str, LoadSummary | None, str | None]]:
