@@ -13,6 +13,7 @@ left for the next scan.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -173,7 +174,8 @@ def run_now(retry_quarantined: bool = False) -> list[tuple[str, LoadSummary | No
     """Load every source of this process now (the Data page's button): (name, summary,
     error) per source. Asked for by a person who just dropped a file, so fresh files are
     not left for later (a file still growing is still caught: it changes during its
-    load and is deferred). Raises RuntimeError when this process loads no sources."""
+    load and is deferred). A load that brought rows starts the warm-up in the background.
+    Raises RuntimeError when this process loads no sources."""
     current = _plan
     if current is None or not current.sources:
         raise RuntimeError("This process loads no sources (start it with 'cockpit serve').")
@@ -187,6 +189,9 @@ def run_now(retry_quarantined: bool = False) -> list[tuple[str, LoadSummary | No
                                                      retry_quarantined, settle_seconds=0), None))
         except Exception as exc:  # shown to the user, who can act on it
             outcomes.append((source.name, None, str(exc)))
+    if any(summary is not None and summary.rows_accepted for _, summary, _ in outcomes):
+        # as after a scheduled load, without keeping the person who asked waiting for it
+        threading.Thread(target=warm_job, args=[current.store], name="cockpit-warm", daemon=True).start()
     return outcomes
 
 

@@ -115,6 +115,28 @@ def test_retry_reads_a_file_again_once_the_setup_knows_its_codes(tmp_path):
             scheduler._plan = before
 
 
+def test_load_now_starts_the_warm_up_in_the_background(tmp_path):
+    import threading
+
+    from cockpit import cache
+    from cockpit.filters import UNLIMITED, Filters
+    from cockpit.metrics import overview
+
+    raw = drop_folder(tmp_path)
+    with Store(tmp_path / "s.duckdb") as store:
+        before = scheduler.plan()
+        scheduler.configure(store, [FolderSource(name="drop", path=raw)], KEY)
+        try:
+            [(_, summary, _)] = scheduler.run_now()
+            assert summary.rows_accepted > 0
+            for thread in threading.enumerate():
+                if thread.name == "cockpit-warm":
+                    thread.join(60)
+            assert cache.is_cached(store, overview.snapshot, Filters(scope=UNLIMITED))
+        finally:
+            scheduler._plan = before
+
+
 # ---------------------------------------------------------------- in the browser
 
 @pytest.fixture
