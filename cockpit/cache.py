@@ -28,7 +28,7 @@ import duckdb
 from cockpit.store import Store, data_version
 
 T = TypeVar("T")
-SIZE = 256  # results (small frames each); old data versions fall out first
+SIZE = 128  # results: 0.01-1 MB each at the large scale (Overview the largest); the oldest go first
 
 
 class LRU:
