@@ -36,15 +36,18 @@ class LRU:
 
     def __init__(self, size: int):
         self.size = size
-        self.misses = 0  # of ``cached``: results computed, not found
+        self.hits = 0  # keys found by ``get``
+        self.misses = 0  # keys not found by ``get``
         self._items: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, key, default=None):
         with self._lock:
             if key in self._items:
+                self.hits += 1
                 self._items.move_to_end(key)
                 return self._items[key]
+            self.misses += 1
         return default
 
     def put(self, key, value) -> None:
@@ -53,6 +56,11 @@ class LRU:
             self._items.move_to_end(key)
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
+
+    def keys(self) -> list:
+        """The keys kept, oldest first."""
+        with self._lock:
+            return list(self._items)
 
     def __contains__(self, key) -> bool:
         with self._lock:
@@ -102,7 +110,6 @@ def cached(store: Store, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     kept = results(store)
     value = kept.get(key, _MISSING)
     if value is _MISSING:
-        kept.misses += 1
         value = fn(con, *args, **kwargs)
         kept.put(key, value)
     return copy.deepcopy(value)

@@ -105,24 +105,15 @@ def digest_job(store: Store, alerting: Alerting) -> None:
         log.exception("weekly digest failed")
 
 
-def default_views() -> list[tuple]:
-    """(function, arguments) of the numbers each page shows when it opens without a
-    filter, called as the page calls them (``cockpit.cache``)."""
-    from cockpit.analytics.attribution import DEFAULT_HALF_LIFE_DAYS
+def default_views() -> list:
+    """The functions of the numbers each page shows when it opens without a filter; the
+    pages call them with their own defaults, which ``cockpit.cache`` fills in, so a view
+    computed here is the one a page asks for."""
     from cockpit.metrics import attribution, channels, compliance, funnel, overview, segments, sites
 
-    return [
-        (overview.snapshot, {}),
-        (channels.channel_table, {"level": "channel"}),
-        (channels.weekly_by_channel, {}),
-        (funnel.snapshot, {"by": "channel", "view": "speed"}),
-        (sites.site_table, {}),
-        (segments.all_segments, {}),
-        (attribution.channel_table, {"mode": "lead", "half_life_days": DEFAULT_HALF_LIFE_DAYS}),
-        (attribution.coverage, {"mode": "lead"}),
-        (compliance.purpose_table, {}),
-        (compliance.weekly_withdrawals, {}),
-    ]
+    return [overview.snapshot, channels.channel_table, channels.weekly_by_channel, funnel.snapshot,
+            sites.site_table, segments.all_segments, attribution.channel_table, attribution.coverage,
+            compliance.purpose_table, compliance.weekly_withdrawals]
 
 
 def warm_job(store: Store) -> None:
@@ -140,8 +131,8 @@ def warm_job(store: Store) -> None:
         con = store.reader()
         review.warm_forecasts(con)
         mix.cached_fit(con, everything)
-        for fn, arguments in default_views():
-            cache.cached(store, fn, everything, **arguments)
+        for fn in default_views():
+            cache.cached(store, fn, everything)
     except Exception:
         log.exception("computing the default views ahead failed")
 

@@ -22,7 +22,6 @@ review is about each study's progress as a whole).
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import replace
 from datetime import date, timedelta
 from typing import NamedTuple
@@ -31,6 +30,7 @@ import duckdb
 import pandas as pd
 
 from cockpit.analytics.forecast import ForecastInputError
+from cockpit.cache import LRU
 from cockpit.filters import FilterError, Filters
 from cockpit.metrics.counts import JOURNEY_COLUMNS, STAGES, ratio, stage_counts
 from cockpit.metrics.counts import events_sql
@@ -111,9 +111,10 @@ def alerts_firing(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, int], int]:
 
 # ---------------------------------------------------------------- forecasts, cached
 
-_CACHE: dict[tuple, dict | None] = {}
-_CACHE_LOCK = threading.Lock()
-_CACHE_SIZE = 2048  # forecasts (a small dict each) of every study, a few sizes of simulation
+# forecasts (a small dict each) of every study, for a few sizes of simulation; the
+# least recently used, those of older data versions, go first
+_CACHE = LRU(2048)
+_NOT_KEPT = object()
 
 
 def cached_forecast(con: duckdb.DuckDBPyConnection, study_id: str, n_sims: int = PAGE_SIMS) -> dict | None:
@@ -141,22 +142,14 @@ def _data_key(con: duckdb.DuckDBPyConnection, end: date | None) -> tuple:
 def _forecast(con: duckdb.DuckDBPyConnection, study_id: str, n_sims: int, data_key: tuple) -> dict | None:
     """``cached_forecast`` with the data key already read (one read for every study of a table)."""
     key = (study_id, *data_key, n_sims)
-    with _CACHE_LOCK:
-        if key in _CACHE:
-            return _CACHE[key]
+    kept = _CACHE.get(key, _NOT_KEPT)
+    if kept is not _NOT_KEPT:
+        return kept
     try:
         result = study_forecast(con, study_id, n_sims=n_sims)
     except (ForecastInputError, NoDataError, UnknownStudyError):
         result = None
-    with _CACHE_LOCK:
-        if len(_CACHE) >= _CACHE_SIZE:
-            # old data versions are never asked for again; a portfolio of hundreds of
-            # studies keeps its current forecasts
-            for old in [k for k in _CACHE if k[1:3] != data_key]:
-                del _CACHE[old]
-            if len(_CACHE) >= _CACHE_SIZE:
-                _CACHE.clear()
-        _CACHE[key] = result
+    _CACHE.put(key, result)
     return result
 
 
