@@ -8,10 +8,10 @@ back to a view, or the default view that the scheduler computes ahead after each
 (``cockpit.scheduler.warm_job``). Only functions of the store's data go through it;
 alert states and the audit log change between loads and are read fresh.
 
-Each store keeps its own results. The arguments include the ``Filters``, whose scope (the viewer's studies and sites) is
-part of its equality, so viewers of different scopes never share a result. A result is
-handed out as a deep copy: a caller that changes the frame it got changes nobody
-else's.
+Each store keeps its own results. The arguments include the ``Filters``, whose scope
+(the viewer's studies and sites) is part of its equality, so viewers of different
+scopes never share a result. A result is handed out as a deep copy: a caller that
+changes the frame it got changes nobody else's.
 """
 from __future__ import annotations
 

@@ -43,7 +43,8 @@ no particular study). A lead without a usable touch is attributed to ``unattribu
 
 ``journey_path`` holds, per person and study of the journey, with the journey's site,
 segment, lead time and whether the person was randomized (what the page filters and
-counts by), the touchpoint path the Attribution page credits, once per conversion mode (``PATH_ENDS``): the channels of the
+counts by), the touchpoint path the Attribution page credits, once per conversion mode
+(``PATH_ENDS``): the channels of the
 usable touches (as above) from ``LOOKBACK_DAYS`` before the lead up to the end of the
 path, oldest first, consecutive touches of one channel being one step dated by the
 latest of them, and the age of each step in whole days before the end. A path depends

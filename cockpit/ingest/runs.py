@@ -151,7 +151,8 @@ def run_failed(con: duckdb.DuckDBPyConnection, summary: LoadSummary, exc: BaseEx
 def recorded_run(con: duckdb.DuckDBPyConnection, summary: LoadSummary,
                  after_load: AfterLoad | None) -> Iterator[None]:
     """Around the work of a run: then attach the web visits of newly linked visitors,
-    rebuild the derived tables and record the run as ok; on any exception record it as failed (``run_failed``) and raise again.
+    rebuild the derived tables and record the run as ok; on any exception record it as
+    failed (``run_failed``) and raise again.
     Checkpoints are batched over the run (``RUN_CHECKPOINT_THRESHOLD``)."""
     con.execute(f"SET checkpoint_threshold = '{RUN_CHECKPOINT_THRESHOLD}'")
     try:
