@@ -15,7 +15,8 @@ from urllib.parse import parse_qs, urlencode
 from flask import g, has_request_context
 
 DIMENSIONS = ("study", "phase", "site", "segment", "channel")
-_ID = re.compile(r"^[A-Za-z0-9_.:\- ]{1,64}$")
+# Ids and codes as the setup gives them; "/" for phases such as "I/II".
+_ID = re.compile(r"^[A-Za-z0-9_.:/\- ]{1,64}$")
 _MAX_VALUES = 500
 
 
@@ -132,7 +133,7 @@ class Filters:
         if self.start or self.end:
             parts.append(f"{self.start or 'begin'}_to_{self.end or 'today'}")
         text = "_".join(parts) or "all"
-        return re.sub(r"[^A-Za-z0-9_.+\-]", "", text.replace(" ", "-"))[:150]
+        return re.sub(r"[^A-Za-z0-9_.+\-]", "", text.replace(" ", "-").replace("/", "-"))[:150]
 
     def label(self) -> str:
         """A human description, for page subtitles and e-mails."""

@@ -43,6 +43,13 @@ def test_slug_and_label():
     assert Filters().slug() == "all"
 
 
+def test_a_phase_with_a_slash_is_a_filter_like_any_other():
+    f = Filters.make(phase="I/II")
+    assert f.phase == ("I/II",)
+    assert f.to_query() == "?phase=I%2FII" and Filters.from_query(f.to_query()) == f
+    assert f.slug() == "phase-I-II"
+
+
 def test_from_url_gives_none_for_an_invalid_link():
     from cockpit.filters import from_url
 
