@@ -54,16 +54,17 @@ def adstock_ddecay(x: np.ndarray, a: np.ndarray, decay: float) -> np.ndarray:
 
 def adstock_columns(x: np.ndarray, decay: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Adstock of every column of ``x`` (weeks x channels) with its own decay, and its
-    derivative in the decay (``adstock`` and ``adstock_ddecay`` for all columns at once)."""
+    derivative in the decay (``adstock`` and ``adstock_ddecay`` of each column)."""
     x = np.asarray(x, float)
     a = np.empty_like(x)
     g = np.zeros_like(x)
     if len(x) == 0:
         return a, g
-    a[0] = x[0]
-    for t in range(1, len(x)):
-        a[t] = (1.0 - decay) * x[t] + decay * a[t - 1]
-        g[t] = a[t - 1] - x[t] + decay * g[t - 1]
+    # A filter per channel: the fit asks for this hundreds of times, and a loop over
+    # the weeks in Python cost most of a fit's time.
+    for c, d in enumerate(np.asarray(decay, float)):
+        a[:, c] = adstock(x[:, c], d)
+        g[:, c] = adstock_ddecay(x[:, c], a[:, c], d)
     return a, g
 
 
