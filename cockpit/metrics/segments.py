@@ -27,6 +27,7 @@ Methods (each stated on the page too):
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 
 import duckdb
 import numpy as np
@@ -90,12 +91,27 @@ def allocated_spend(con: duckdb.DuckDBPyConnection, f: Filters) -> tuple[pd.Data
                          "allocated_spend": np.array([allocated[i] for i in ids], dtype=float)}), summary
 
 
+def _spend_weeks(f: Filters) -> tuple[str, list]:
+    """The weeks (from Monday) that hold the period's days, as a condition on
+    ``lead_ts``: only those weeks' leads can allocate the period's spend, so the
+    allocation reads the leads of a quarter, not of every year."""
+    clauses, params = [], []
+    if f.start:
+        clauses.append("lead_ts >= ?")
+        params.append(f.start - timedelta(days=f.start.weekday()))
+    if f.end:
+        clauses.append("lead_ts < ?")
+        params.append(f.end - timedelta(days=f.end.weekday()) + timedelta(days=7))
+    return " AND ".join(clauses) or "TRUE", params
+
+
 def _allocation(con: duckdb.DuckDBPyConnection, f: Filters) -> tuple[dict[str, float], dict]:
     """``allocated_spend`` as {segment_id: spend} and the summary."""
     base = f.without("segment", "site")
     spend_where, spend_params = base.where({"study": "study_id", "channel": "channel_id"}, date_column="day")
     lead_where, lead_params = base.where({"study": "study_id", "channel": "channel_id"})
     period, period_params = f.dates("lead_ts")
+    weeks, week_params = _spend_weeks(f)
     sql = f"""
     WITH cell_spend AS (
         SELECT study_id, channel_id, CAST(date_trunc('week', day) AS DATE) AS week,
@@ -105,7 +121,7 @@ def _allocation(con: duckdb.DuckDBPyConnection, f: Filters) -> tuple[dict[str, f
     leads AS (
         SELECT study_id, channel_id, CAST(date_trunc('week', lead_ts) AS DATE) AS week,
                coalesce(segment_id, '') AS segment_id, ({period}) AS in_period
-        FROM journey WHERE {lead_where}
+        FROM journey WHERE {lead_where} AND {weeks}
     ),
     week_share AS (
         SELECT study_id, channel_id, week, segment_id,
@@ -135,7 +151,7 @@ def _allocation(con: duckdb.DuckDBPyConnection, f: Filters) -> tuple[dict[str, f
     UNION ALL
     SELECT 'unallocated', NULL, sum(spend) FROM cell WHERE NOT by_week AND NOT by_period
     """
-    rows = con.execute(sql, spend_params + period_params + lead_params).fetchall()
+    rows = con.execute(sql, spend_params + period_params + lead_params + week_params).fetchall()
     per_method: dict[str, list[float]] = {}
     per_segment: dict[str, list[float]] = {}
     for method, segment_id, spent in rows:
