@@ -170,18 +170,22 @@ def _granted_at_end_sql(f: Filters) -> tuple[str, list]:
 
 
 def _state_join(f: Filters) -> tuple[str, list]:
-    """The join giving ``s.granted``, the state at the end date of the decisions that
-    changed after it (nothing to join when no end is set)."""
+    """The join giving ``s.granted``, the state at the end date of the counted
+    decisions (the CTE ``decided``) that changed after it; nothing to join when no end
+    is set. Those decisions were first made in the period, so their events all lie
+    after its start: only the events of the period are read."""
     if f.end is None:
         return "", []
-    return """
+    since, since_params = ("e.ts >= ?", [f.start]) if f.start else ("TRUE", [])
+    return f"""
         LEFT JOIN (  -- at equal times a withdrawal wins, as in cockpit.derive
             SELECT e.pid, e.purpose, arg_max(e.granted, (e.ts, NOT e.granted)) AS granted
             FROM consent_event e
-            WHERE e.ts < CAST(? AS DATE) + INTERVAL 1 DAY
-              AND (e.pid, e.purpose) IN (SELECT pid, purpose FROM consent_decision
+            WHERE {since} AND e.ts < CAST(? AS DATE) + INTERVAL 1 DAY
+              AND (e.pid, e.purpose) IN (SELECT pid, purpose FROM decided
                                          WHERE last_ts >= CAST(? AS DATE) + INTERVAL 1 DAY)
-            GROUP BY e.pid, e.purpose) s ON s.pid = d.pid AND s.purpose = d.purpose""", [f.end, f.end]
+            GROUP BY e.pid, e.purpose) s ON s.pid = d.pid AND s.purpose = d.purpose""", \
+        [*since_params, f.end, f.end]
 
 
 def purpose_table(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
@@ -196,8 +200,9 @@ def purpose_table(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
     join, join_params = _state_join(f)
     withdrawals, w_params = _withdrawals_sql(f)
     decision = "d.pid, d.purpose, d.first_granted, d.last_ts, d.granted"
+    # read once, also by the join (inlined there, the planner scanned it again)
     sql = f"""
-        WITH decided AS (
+        WITH decided AS {"MATERIALIZED" if join else ""} (
             SELECT {decision} FROM consent_decision d WHERE NOT d.shared AND {persons} AND {dates}
             UNION ALL  -- a person of several journeys: once (their rows differ only there)
             SELECT DISTINCT {decision} FROM consent_decision d WHERE d.shared AND {persons} AND {dates}),
