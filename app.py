@@ -6,15 +6,17 @@ its link and survives navigation between pages.
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import dash
 import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
+from dash.exceptions import PreventUpdate
 
 from cockpit import access, context, guard, settings
 from cockpit.auth import web as auth_web
-from cockpit.filters import UNLIMITED, FilterError, Filters
+from cockpit.filters import PERIODS, UNLIMITED, FilterError, Filters, period_dates
 from cockpit.metrics import dimensions
 from cockpit.metrics.overview import data_as_of
 from cockpit.store import Store
@@ -36,7 +38,7 @@ def _filter_bar() -> dbc.Card:
             dcc.Dropdown(id=f"f-{dim}", options=options[dim], multi=True,
                          placeholder=f"{'Your' if confined and dim in ('study', 'site') else 'All'} {label}",
                          persistence=False),
-            xs=12, md=6, lg=2, className="mb-2",
+            xs=12, md=6, lg=True, className="mb-2",
         )
         for dim, label in (("study", "studies"), ("phase", "phases"), ("site", "sites"),
                            ("segment", "segments"), ("channel", "channels"))
@@ -44,7 +46,14 @@ def _filter_bar() -> dbc.Card:
     dates = dbc.Col(
         dcc.DatePickerRange(id="f-dates", display_format="YYYY-MM-DD", clearable=True,
                             start_date_placeholder_text="From", end_date_placeholder_text="To"),
-        xs=12, lg=2, className="mb-2",
+        xs=12, md=6, lg="auto", className="mb-2",
+    )
+    # A preset fills the dates (and is cleared again: the dates are the filter)
+    period = dbc.Col(
+        dcc.Dropdown(id="f-period", options=[{"label": label, "value": name}
+                                             for name, label in PERIODS.items()],
+                     placeholder="Period", clearable=False, searchable=False, persistence=False),
+        xs=12, md=6, lg=True, className="mb-2",
     )
     threshold = settings.small_cell_threshold()
     deid = html.Div([
@@ -56,7 +65,7 @@ def _filter_bar() -> dbc.Card:
         "Exports for sharing outside the study team: counts from 1 to "
         f"{threshold - 1} and the numbers derived from them are replaced by 'suppressed', "
         "and one more cell where a total would give a suppressed one away."))
-    return dbc.Card(dbc.CardBody([dbc.Row(dropdowns + [dates], className="g-2"), deid]),
+    return dbc.Card(dbc.CardBody([dbc.Row(dropdowns + [dates, period], className="g-2"), deid]),
                     className="filter-bar mb-3")
 
 
@@ -114,27 +123,35 @@ def _register_shell_callbacks(app: dash.Dash) -> None:
         Input("f-dates", "start_date"), Input("f-dates", "end_date")]
 
     @app.callback(
-        [Output("url", "search"), Output("filter-error", "children")] + filter_outputs,
-        [Input("url", "search")] + filter_inputs,
+        [Output("url", "search"), Output("filter-error", "children")] + filter_outputs
+        + [Output("f-period", "value")],
+        [Input("url", "search")] + filter_inputs + [Input("f-period", "value")],
     )
     def sync_filters(search, *values):
-        """URL -> filter bar on navigation; filter bar -> URL on a change."""
+        """URL -> filter bar on navigation; filter bar -> URL on a change; a period
+        preset -> its dates (today's, in UTC) in the bar and the URL."""
         keep = [no_update] * len(filter_outputs)
         if ctx.triggered_id == "url" or ctx.triggered_id is None:
             try:
                 f = Filters.from_query(search)
             except FilterError as exc:
                 return "", dbc.Alert(f"Ignored an invalid filter in the link: {exc}",
-                                     color="warning", dismissable=True), *keep
+                                     color="warning", dismissable=True), *keep, no_update
             shown = [list(getattr(f, d)) or None for d in FILTER_IDS]
             return no_update, None, *shown, (f.start.isoformat() if f.start else None), \
-                (f.end.isoformat() if f.end else None)
-        *dims, start, end = values
+                (f.end.isoformat() if f.end else None), no_update
+        *dims, start, end, preset = values
+        dates = keep[-2:]
         try:
+            if ctx.triggered_id == "f-period":
+                if not preset:
+                    raise PreventUpdate
+                start, end = period_dates(preset, datetime.now(timezone.utc).date())
+                dates = [start.isoformat(), end.isoformat() if end else None]
             f = Filters.make(*dims, start=start, end=end)
         except FilterError as exc:
-            return no_update, dbc.Alert(str(exc), color="danger", dismissable=True), *keep
-        return f.to_query(), None, *keep
+            return no_update, dbc.Alert(str(exc), color="danger", dismissable=True), *keep, None
+        return f.to_query(), None, *keep[:-2], *dates, None
 
     @app.callback(Output("export-deid-saved", "children"), Input("export-deid", "value"),
                   prevent_initial_call=True)

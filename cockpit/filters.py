@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, timedelta
 from typing import Iterable, Mapping
 from urllib.parse import parse_qs, urlencode
 
@@ -230,6 +230,32 @@ def _values(value: Iterable[str] | str | None) -> tuple[str, ...]:
     if isinstance(value, str):
         return (value,)
     return tuple(sorted({str(v) for v in value if v not in (None, "")}))
+
+
+# The filter bar's period presets, in the order it offers them.
+PERIODS = {
+    "last_4_weeks": "Last 4 weeks",
+    "this_quarter": "This quarter",
+    "last_quarter": "Last quarter",
+    "year_to_date": "Year to date",
+}
+
+
+def period_dates(name: str, today: date) -> tuple[date, date | None]:
+    """The date range of a period preset on ``today``: its first day and its last
+    (None: up to today, so that days loaded later join it). "Last 4 weeks" is the 28
+    days ending today; quarters are calendar quarters."""
+    quarter_start = date(today.year, (today.month - 1) // 3 * 3 + 1, 1)
+    if name == "last_4_weeks":
+        return today - timedelta(days=27), None
+    if name == "this_quarter":
+        return quarter_start, None
+    if name == "last_quarter":
+        last_day = quarter_start - timedelta(days=1)
+        return date(last_day.year, (last_day.month - 1) // 3 * 3 + 1, 1), last_day
+    if name == "year_to_date":
+        return date(today.year, 1, 1), None
+    raise FilterError(f"period: unknown preset {name!r}")
 
 
 def _date(value: date | str | None, name: str) -> date | None:

@@ -1,8 +1,10 @@
 """The cockpit in real headless Chromium: Overview loads, a filter changes the numbers,
 the filter lives in the URL, and the CSV export holds the rows the table shows."""
-from browser import choose, click, read_download, start_signed_in, text_of, wait_for_rows
+from datetime import datetime, timezone
 
-from cockpit.filters import Filters
+from browser import choose, click, read_download, start_signed_in, text_of, wait_for_rows, wait_until
+
+from cockpit.filters import Filters, period_dates
 from cockpit.metrics import overview
 
 
@@ -35,4 +37,25 @@ def test_overview_filter_url_and_export(dash_duo, cockpit_app, cockpit_users, de
     # a shared link opens with the same filter
     dash_duo.driver.get(dash_duo.server_url + f"/?study={study}")
     assert text_of(dash_duo, "ov-leads") == f"{expected:,}"
+    assert dash_duo.get_logs() == []
+
+
+def test_a_period_preset_fills_the_dates_and_the_link(dash_duo, cockpit_app, cockpit_users, demo_store):
+    start_signed_in(dash_duo, cockpit_app, cockpit_users["admin"])
+    con = demo_store.reader()
+    everything = overview.kpis(con, Filters())
+    assert text_of(dash_duo, "ov-leads") == f"{everything['leads']:,}"
+    choose(dash_duo, "f-period", "last_quarter")
+    start, end = period_dates("last_quarter", datetime.now(timezone.utc).date())
+    wait_until(lambda: f"start={start}&end={end}" in dash_duo.driver.current_url,
+               "the URL to hold last quarter's dates")
+    expected = overview.kpis(con, Filters(start=start, end=end))
+    assert text_of(dash_duo, "ov-leads", not_in=("", "…", f"{everything['leads']:,}")) == \
+        f"{expected['leads']:,}"
+    # the dates are the filter: the picker shows them, the preset menu is free again
+    shown = dash_duo.driver.execute_script(
+        "return [...document.querySelectorAll('.filter-bar input')].map(i => i.value)")
+    assert start.isoformat() in shown and end.isoformat() in shown
+    assert dash_duo.driver.execute_script(
+        "return document.querySelector('#f-period').innerText.trim()") == "Period"
     assert dash_duo.get_logs() == []

@@ -3,7 +3,7 @@ from datetime import date
 
 import pytest
 
-from cockpit.filters import FilterError, Filters
+from cockpit.filters import PERIODS, FilterError, Filters, period_dates
 
 
 def test_url_round_trip():
@@ -75,3 +75,22 @@ def test_the_viewers_scope_confines_every_query_built_from_a_filter():
     assert Filters(scope=NOTHING).where({"study": "s", "site": "x"})[0] == "FALSE AND FALSE"
     # outside a web request (command line, scheduler) there is no limit
     assert Filters().where({"study": "s"}) == ("TRUE", [])
+
+
+@pytest.mark.parametrize("today, name, expected", [
+    (date(2026, 11, 22), "last_4_weeks", (date(2026, 10, 26), None)),
+    (date(2026, 11, 22), "this_quarter", (date(2026, 10, 1), None)),
+    (date(2026, 11, 22), "last_quarter", (date(2026, 7, 1), date(2026, 9, 30))),
+    (date(2026, 11, 22), "year_to_date", (date(2026, 1, 1), None)),
+    (date(2026, 1, 1), "this_quarter", (date(2026, 1, 1), None)),
+    (date(2026, 2, 14), "last_quarter", (date(2025, 10, 1), date(2025, 12, 31))),
+    (date(2024, 3, 1), "last_4_weeks", (date(2024, 2, 3), None)),  # a leap year's February
+])
+def test_period_presets_on_a_given_day(today, name, expected):
+    assert period_dates(name, today) == expected
+
+
+def test_an_unknown_period_is_refused():
+    assert list(PERIODS) == ["last_4_weeks", "this_quarter", "last_quarter", "year_to_date"]
+    with pytest.raises(FilterError, match="period: unknown preset 'last_week'"):
+        period_dates("last_week", date(2026, 11, 22))
