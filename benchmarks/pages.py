@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,7 +166,9 @@ def payload(cb: dict, props: dict, search: str, path: str) -> dict | None:
 
 def filter_variants(con) -> list[str]:
     """Filters a user would pick: none, a study, a study and channel, a site, a segment,
-    a phase, a quarter, a study over a quarter."""
+    a phase, a quarter (the latest, from its first day on: the filter bar's "This
+    quarter" when the data are current), a study over that quarter, and six weeks
+    picked by hand (no preset gives them)."""
     studies = [s for (s,) in con.execute("SELECT study_id FROM study ORDER BY study_id").fetchall()]
     site = con.execute("SELECT site_id FROM journey GROUP BY site_id ORDER BY count(*) DESC LIMIT 1").fetchone()[0]
     channel = con.execute("SELECT channel_id FROM journey GROUP BY 1 ORDER BY count(*) DESC LIMIT 1").fetchone()[0]
@@ -173,9 +176,11 @@ def filter_variants(con) -> list[str]:
     phase = con.execute("SELECT phase FROM study ORDER BY phase DESC LIMIT 1").fetchone()[0]
     last = con.execute("SELECT max(lead_ts)::DATE FROM journey").fetchone()[0]
     start = f"{last.year}-{(last.month - 1) // 3 * 3 + 1:02d}-01"
+    weeks = (last - timedelta(days=90), last - timedelta(days=49))
     return ["", f"?study={studies[0]}", f"?channel={channel}&study={studies[-1]}", f"?site={site}",
             f"?segment={segment}", f"?phase={phase}", f"?start={start}",
-            f"?start={start}&study={studies[len(studies) // 2]}"]
+            f"?start={start}&study={studies[len(studies) // 2]}",
+            f"?start={weeks[0]}&end={weeks[1]}"]
 
 
 def bare_seconds(store: Store, queries: list) -> float:
@@ -207,20 +212,23 @@ def measure(store: RecordingStore, base: str, rounds: int,
     session = signed_in(base)
     dependencies = session.get(base + "/_dash-dependencies").json()
     variants = filter_variants(store.reader())
-    results = []
-    pages = sorted(dash.page_registry.values(), key=lambda p: p.get("order") or 0)
+    pages = [p for p in sorted(dash.page_registry.values(), key=lambda p: p.get("order") or 0)
+             if not only or p["name"] in only]
+    plans = {}
     for page in pages:
-        if only and page["name"] not in only:
-            continue
         props = page_layout(session, base, page["path"])
         callbacks = filter_callbacks(dependencies, set(props))
-        bodies = [b for b in (payload(cb, props, "", page["path"]) for cb in callbacks) if b]
-        served, bare, ratios, from_cache = [], [], [], 0
-        for _ in range(rounds):
-            # each round meets the cache as a server does after a load: the default
-            # views computed ahead (warm_job), every other view computed on request
-            cache.results(store).clear()
-            warm_job(store)
+        plans[page["name"]] = (page, props, callbacks)
+    served, bare, ratios, from_cache = ({name: [] for name in plans} for _ in range(4))
+    for number in range(rounds):
+        # each round meets the cache as a server does after a load: the views computed
+        # ahead (warm_job), every other view computed on its first request
+        cache.results(store).clear()
+        started = time.perf_counter()
+        warm_job(store)
+        print(f"round {number + 1}: computed ahead in {time.perf_counter() - started:.1f} s",
+              file=sys.stderr, flush=True)
+        for name, (page, props, callbacks) in plans.items():
             for search in variants:
                 total, queries = 0.0, []
                 kept = cache.results(store)
@@ -239,20 +247,23 @@ def measure(store: RecordingStore, base: str, rounds: int,
                         raise SystemExit(f"{page['path']} {cb['output'][:60]}: HTTP {answer.status_code}")
                     queries.extend(store.log)
                 queries_time = bare_seconds(store, queries)
-                served.append(total)
-                bare.append(queries_time)
+                print(f"  {name} {search or '(no filter)'}: {total * 1000:.0f} ms, "
+                      f"bare {queries_time * 1000:.0f} ms", file=sys.stderr, flush=True)
+                served[name].append(total)
+                bare[name].append(queries_time)
                 if kept.hits > hits and kept.misses == misses:
-                    from_cache += 1  # answered from the cache: no queries to compare with
+                    from_cache[name].append(1)  # answered from the cache: no queries to compare with
                 else:
-                    ratios.append(total / queries_time if queries_time > 0 else float("nan"))
-        print(f"{page['name']}: p50 {_pct(served, 50) * 1000:.0f} ms, p95 {_pct(served, 95) * 1000:.0f} ms, "
-              f"bare p50 {_pct(bare, 50) * 1000:.0f} ms", file=sys.stderr, flush=True)
-        results.append({"page": page["name"], "callbacks": len(bodies), "changes": len(served),
-                        "from_cache": from_cache,
-                        "p50": _pct(served, 50), "p95": _pct(served, 95),
-                        "bare_p50": _pct(bare, 50), "bare_p95": _pct(bare, 95),
-                        "ratio": statistics.median(r for r in ratios if r == r) if any(
-                            r == r for r in ratios) else float("nan")})
+                    ratios[name].append(total / queries_time if queries_time > 0 else float("nan"))
+    results = []
+    for name, (page, props, callbacks) in plans.items():
+        bodies = [b for b in (payload(cb, props, "", page["path"]) for cb in callbacks) if b]
+        kept_ratios = [r for r in ratios[name] if r == r]
+        results.append({"page": name, "callbacks": len(bodies), "changes": len(served[name]),
+                        "from_cache": len(from_cache[name]),
+                        "p50": _pct(served[name], 50), "p95": _pct(served[name], 95),
+                        "bare_p50": _pct(bare[name], 50), "bare_p95": _pct(bare[name], 95),
+                        "ratio": statistics.median(kept_ratios) if kept_ratios else float("nan")})
     return results, len(variants)
 
 
@@ -306,7 +317,8 @@ def main() -> None:
         from cockpit.scheduler import warm_job
         started = time.perf_counter()
         warm_job(store)
-        print(f"computed ahead at start (forecasts, budget model, default views): "
+        print(f"computed ahead at start (forecasts, budget models, views unfiltered and by phase, "
+              f"segment and period preset): "
               f"{time.perf_counter() - started:.1f} s", flush=True)
         results, variants = measure(store, base, args.rounds, set(args.pages or ()))
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -318,8 +330,9 @@ def main() -> None:
             print(f"{r['page']:<12} {r['callbacks']:>9} {r['p50'] * 1000:>8.0f} {r['p95'] * 1000:>8.0f} "
                   f"{r['bare_p50'] * 1000:>9.0f} {r['bare_p95'] * 1000:>9.0f} {r['ratio']:>13.2f} "
                   f"{r['from_cache']:>3}/{r['changes']:<3}")
-        print("cached: filter changes answered from the page cache (the default view, computed ahead "
-              "after each load); callback/bare is the median over the other changes")
+        print("cached: filter changes answered from the page cache (views computed ahead after each "
+              "load: unfiltered, each phase, segment and period preset); callback/bare is the median over "
+              "the others")
         print(f"peak resident memory of the serving process: {peak_mb:.0f} MB")
         store.close()
 

@@ -1,8 +1,9 @@
 """Scheduled work inside the serving process: load each source on its own interval,
 and evaluate the alert rules on theirs and after every load that brought new data.
-At start and after every such load, the weekly review's forecasts, the Budget page's
-portfolio model and every page's default view are computed ahead (``warm_job``), so that
-their first viewer does not wait for them.
+At start, after every such load and each day after midnight UTC, the weekly review's
+forecasts, the Budget page's model and every page's default view, unfiltered and for
+each phase, segment and period preset, are computed ahead (``warm_job``), so that
+their first viewer does not wait.
 
 Jobs never overlap (one instance each, missed runs coalesced) and write only through
 the store's writer thread, so pages keep answering from their own cursors while a load
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import date, datetime, timezone
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -116,25 +118,48 @@ def default_views() -> list:
             compliance.purpose_table, compliance.weekly_withdrawals]
 
 
+def filters_ahead(con, today: date) -> list:
+    """The filters whose views are computed ahead, for a viewer who may see every
+    study: none; each phase; each segment; each period preset of the filter bar on
+    ``today``. Few, and the costliest to compute: each spans a large part of every
+    study's journeys, where a study or site filter reads only its own rows."""
+    from cockpit.filters import PERIODS, UNLIMITED, Filters, period_dates
+
+    phases = [p for (p,) in con.execute(
+        "SELECT DISTINCT phase FROM study WHERE phase IS NOT NULL ORDER BY phase").fetchall()]
+    segments = [s for (s,) in con.execute("SELECT segment_id FROM segment ORDER BY segment_id").fetchall()]
+    periods = [period_dates(name, today) for name in PERIODS]
+    return ([Filters(scope=UNLIMITED)]
+            + [Filters(phase=(p,), scope=UNLIMITED) for p in phases]
+            + [Filters(segment=(s,), scope=UNLIMITED) for s in segments]
+            + [Filters(start=start, end=end, scope=UNLIMITED) for start, end in periods])
+
+
 def warm_job(store: Store) -> None:
     """Compute what the first viewer after a load would otherwise wait for, each cached
-    per data version: the weekly review's forecast of every study
-    (``review.warm_forecasts``), the Budget page's model fit of the whole portfolio and
-    each page's numbers without a filter (``default_views``), for a viewer who may see
-    every study. Failures are logged; the pages then compute what they need themselves."""
+    per data version (and UTC day), for a viewer who may see every study: the weekly
+    review's forecast of every study (``review.warm_forecasts``), then for each filter
+    of ``filters_ahead`` the Budget page's model fit and each page's numbers
+    (``default_views``). Failures are logged; the pages then compute what they need
+    themselves."""
     from cockpit import cache
-    from cockpit.filters import UNLIMITED, Filters
-    from cockpit.metrics import mix, review
+    from cockpit.metrics import mix, review, segments
 
-    everything = Filters(scope=UNLIMITED)
     try:
         con = store.reader()
         review.warm_forecasts(con)
-        mix.cached_fit(con, everything)
-        for fn in default_views():
-            cache.cached(store, fn, everything)
+        filters = filters_ahead(con, datetime.now(timezone.utc).date())
     except Exception:
-        log.exception("computing the default views ahead failed")
+        log.exception("computing the forecasts ahead failed")
+        return
+    for f in filters:
+        try:
+            mix.cached_fit(con, f)  # a segment's is the unfiltered fit: the model ignores segments
+            for fn in default_views():
+                # the table of every segment is asked for without the segment filter
+                cache.cached(store, fn, f.without("segment") if fn is segments.all_segments else f)
+        except Exception:
+            log.exception("computing the views of %s ahead failed", f.label() or "no filter")
 
 
 def load_job(store: Store, source: Source | Path, key: bytes,
@@ -192,8 +217,11 @@ def start_sources(store: Store, sources: Sequence[Source], key: bytes,
     and the alert cycle on its own."""
     configure(store, sources, key)
     scheduler = BackgroundScheduler(timezone="UTC")
-    # once at start, for the data already in the store; then after every load
+    # once at start, for the data already in the store; then after every load, and
+    # each day just after midnight UTC, when the period presets move on
     scheduler.add_job(warm_job, "date", args=[store], id="warm", misfire_grace_time=None)
+    scheduler.add_job(warm_job, "cron", hour=0, minute=5, args=[store], id="warm-daily",
+                      max_instances=1, coalesce=True)
     for source in sources:
         scheduler.add_job(
             load_job, "interval", seconds=source.interval_seconds,

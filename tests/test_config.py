@@ -249,9 +249,10 @@ def test_serve_schedules_each_configured_source_on_its_interval(tmp_path):
     with Store(tmp_path / "s.duckdb") as store:
         jobs = scheduler.start_sources(store, config.sources, b"k")
         try:
-            # beside the one-off warm-up at start (cockpit.scheduler.warm_job), which may
-            # have run already
-            loads = [job for job in jobs.get_jobs() if job.id != "warm"]
+            # beside the warm-up at start (cockpit.scheduler.warm_job), which may have
+            # run already, and the daily one
+            loads = [job for job in jobs.get_jobs() if not job.id.startswith("warm")]
+            assert str(jobs.get_job("warm-daily").trigger) == "cron[hour='0', minute='5']"
             assert {job.id: job.trigger.interval.total_seconds() for job in loads} == {
                 "load-drop": 30, "load-crm": 300}
             assert all(job.max_instances == 1 and job.coalesce for job in loads)

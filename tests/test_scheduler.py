@@ -2,10 +2,12 @@
 real SMTP server on 127.0.0.1."""
 from __future__ import annotations
 
+from datetime import date, datetime, timezone
+
 from cockpit.filters import UNLIMITED, Filters, Scope
 from cockpit import cache
-from cockpit.metrics import funnel, mix, review
-from cockpit.scheduler import Alerting, default_views, digest_job, warm_job
+from cockpit.metrics import funnel, mix, review, segments
+from cockpit.scheduler import Alerting, default_views, digest_job, filters_ahead, warm_job
 from test_alerts_smtp import SmtpServer
 from test_digest import review_store  # noqa: F401  (the fixture: the review's hand-built store)
 
@@ -52,3 +54,29 @@ def test_forecasts_the_portfolio_model_and_default_views_are_computed_ahead(revi
     assert all(cache.is_cached(review_store, fn, Filters(scope=UNLIMITED)) for fn in default_views())
     assert cache.is_cached(review_store, funnel.snapshot, Filters(scope=UNLIMITED), by="channel", view="speed")
     assert not cache.is_cached(review_store, funnel.snapshot, Filters(scope=UNLIMITED), by="site", view="speed")
+
+
+def test_each_phase_segment_and_period_view_is_computed_ahead(review_store):
+    warm_job(review_store)
+    con = review_store.reader()
+    phases = [p for (p,) in con.execute("SELECT DISTINCT phase FROM study ORDER BY phase").fetchall()]
+    segment_ids = [s for (s,) in con.execute("SELECT segment_id FROM segment ORDER BY segment_id").fetchall()]
+    assert len(phases) >= 2 and segment_ids
+    today = datetime.now(timezone.utc).date()
+    quarter = date(today.year, (today.month - 1) // 3 * 3 + 1, 1)
+    ahead = filters_ahead(con, today)
+    assert ahead[0] == Filters(scope=UNLIMITED)
+    assert Filters(start=quarter, scope=UNLIMITED) in ahead  # this quarter, up to today
+    assert Filters(start=date(today.year, 1, 1), scope=UNLIMITED) in ahead  # the year to date
+    coarse = [Filters(phase=(p,), scope=UNLIMITED) for p in phases] + [
+        Filters(segment=(s,), scope=UNLIMITED) for s in segment_ids]
+    assert ahead[1:1 + len(coarse)] == coarse and len(ahead) == 1 + len(coarse) + 4
+    views = [fn for fn in default_views() if fn is not segments.all_segments]
+    assert all(cache.is_cached(review_store, fn, f) for fn in views for f in ahead)
+    assert all(mix.is_cached(con, f) for f in ahead)
+    # a phase and a segment together, or one phase for a viewer of one study, are left
+    # for their first viewer
+    assert not cache.is_cached(review_store, funnel.snapshot,
+                               Filters(phase=(phases[0],), segment=(segment_ids[0],), scope=UNLIMITED))
+    assert not cache.is_cached(review_store, funnel.snapshot,
+                               Filters(phase=(phases[0],), scope=Scope(studies=("ST-101",))))
