@@ -29,7 +29,8 @@ from cockpit.store import Store, data_version
 
 T = TypeVar("T")
 SIZE = 256  # results: 0.01-1 MB each at the large scale (Overview the largest); the oldest go
-# first. The warm-up alone keeps about 90 (each page's view unfiltered, by phase, by segment).
+# first. The warm-up alone keeps about 130 (each page's view unfiltered, by phase, segment and
+# period preset).
 
 
 class LRU:
