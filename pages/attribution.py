@@ -7,7 +7,6 @@ from __future__ import annotations
 import dash
 import dash_bootstrap_components as dbc
 import pandas as pd
-import plotly.graph_objects as go
 from dash import Input, Output, State, callback, dcc, html, no_update
 
 from cockpit import cache, context, export, ui
@@ -121,21 +120,21 @@ def grid_columns(table: pd.DataFrame) -> list[dict]:
     return defs
 
 
-def _figure(table: pd.DataFrame, mode: str) -> go.Figure:
-    fig = go.Figure()
-    if table.empty:
-        fig.add_annotation(text="No person with a consented touch under this filter.", showarrow=False,
-                           xref="paper", yref="paper", x=0.5, y=0.5)
-        fig.update_xaxes(visible=False)
-        fig.update_yaxes(visible=False)
-    for model in paths.TABLE_MODELS:
-        fig.add_trace(go.Bar(x=table["channel"], y=table[model], name=attr.LABELS[model],
-                             marker_color=COLOURS[model],
-                             hovertemplate="%{x}<br>" + attr.LABELS[model] + ": %{y:,.1f}<extra></extra>"))
+def _figure(table: pd.DataFrame, mode: str) -> dict:
     unit = "leads" if mode == "lead" else "randomized patients"
-    fig.update_layout(barmode="group", height=400, margin={"l": 50, "r": 10, "t": 10, "b": 40},
-                      yaxis_title=f"{unit} credited", legend={"orientation": "h", "y": -0.15})
-    return fig
+    layout = {"barmode": "group", "height": 400, "margin": {"l": 50, "r": 10, "t": 10, "b": 40},
+              "yaxis": {"title": {"text": f"{unit} credited"}},
+              "legend": {"orientation": "h", "y": -0.15}}
+    if table.empty:
+        layout["annotations"] = [{"text": "No person with a consented touch under this filter.",
+                                  "showarrow": False, "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5}]
+        layout["xaxis"] = {"visible": False}
+        layout["yaxis"]["visible"] = False
+    channels = table["channel"].tolist()
+    return ui.figure([{"type": "bar", "x": channels, "y": table[model].astype(float).tolist(),
+                       "name": attr.LABELS[model], "marker": {"color": COLOURS[model]},
+                       "hovertemplate": "%{x}<br>" + attr.LABELS[model] + ": %{y:,.1f}<extra></extra>"}
+                      for model in paths.TABLE_MODELS], layout)
 
 
 def _note(cov: dict, mode: str, f: Filters) -> str:

@@ -7,7 +7,6 @@ from datetime import datetime, timezone
 import dash
 import dash_bootstrap_components as dbc
 import pandas as pd
-import plotly.graph_objects as go
 from dash import Input, Output, State, callback, html, no_update
 
 from cockpit import cache, context, export, ui
@@ -166,17 +165,17 @@ def requests_note(s: dict) -> str:
             f"{a['over_30_days']:,} over {compliance.LIMIT_DAYS} days).")
 
 
-def weekly_figure(weeks: pd.DataFrame) -> go.Figure:
+def weekly_figure(weeks: pd.DataFrame) -> dict:
     """Stacked bars: withdrawals per week, by purpose."""
-    fig = go.Figure()
-    for col in ("withdrawals_contact_research", "withdrawals_tracking"):
-        fig.add_trace(go.Bar(x=weeks["week"], y=weeks[col], name=HEADERS[col],
-                             marker={"color": PURPOSE_COLOURS[col]},
-                             hovertemplate="week of %{x}<br>%{y} withdrawals<extra>" + HEADERS[col] + "</extra>"))
-    fig.update_layout(barmode="stack", height=300, margin={"l": 50, "r": 10, "t": 10, "b": 40},
-                      yaxis_title="withdrawals", legend={"orientation": "h", "y": 1.1},
-                      title={"text": None if len(weeks) else "No withdrawals in the period"})
-    return fig
+    days = pd.to_datetime(weeks["week"]).dt.strftime("%Y-%m-%d").tolist()
+    data = [{"type": "bar", "x": days, "y": weeks[col].astype(int).tolist(), "name": HEADERS[col],
+             "marker": {"color": PURPOSE_COLOURS[col]},
+             "hovertemplate": "week of %{x}<br>%{y} withdrawals<extra>" + HEADERS[col] + "</extra>"}
+            for col in ("withdrawals_contact_research", "withdrawals_tracking")]
+    return ui.figure(data, {
+        "barmode": "stack", "height": 300, "margin": {"l": 50, "r": 10, "t": 10, "b": 40},
+        "yaxis": {"title": {"text": "withdrawals"}}, "legend": {"orientation": "h", "y": 1.1},
+        "title": {"text": None if len(weeks) else "No withdrawals in the period"}})
 
 
 def _now() -> datetime:
