@@ -14,7 +14,7 @@ import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from cockpit import access, context, guard, settings
+from cockpit import access, cache, context, guard, settings
 from cockpit.auth import web as auth_web
 from cockpit.filters import PERIODS, UNLIMITED, FilterError, Filters, period_dates
 from cockpit.metrics import dimensions
@@ -28,9 +28,8 @@ _app: dash.Dash | None = None
 
 
 def _filter_bar() -> dbc.Card:
-    con = context.reader()
     viewer = Filters()
-    options = dimensions.filter_options(con, viewer)
+    options = cache.cached(context.store(), dimensions.filter_options, viewer)
     # "All" would overstate what a confined user sees
     confined = viewer.scope != UNLIMITED
     dropdowns = [

@@ -9,7 +9,7 @@ import flask
 import pandas as pd
 from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 
-from cockpit import context, export, ui
+from cockpit import cache, context, export, ui
 from cockpit.alerts import evaluate as ev
 from cockpit.alerts import rules as rl
 from cockpit.filters import DIMENSIONS, Filters, from_url
@@ -343,7 +343,8 @@ def _outbox_columns(frame: pd.DataFrame) -> list[dict]:
 
 
 def _scope_options() -> dict[str, list[dict]]:
-    options = dimensions.filter_options(context.reader(), Filters())
+    # the viewer's options change with a load, not with the filter: kept per data version
+    options = cache.cached(context.store(), dimensions.filter_options, Filters())
     return {dim: options[dim] for dim in SCOPE_DIMS}
 
 
