@@ -284,9 +284,10 @@ def _visible(rules: list[rl.Rule], f: Filters) -> set[int]:
     return out
 
 
-def _rules_frame(con, f: Filters) -> pd.DataFrame:
-    table = ev.rules_table(con)
-    shown = _visible(rl.load_rules(con), f)
+def _rules_frame(con, f: Filters, rules: list[rl.Rule] | None = None) -> pd.DataFrame:
+    rules = rl.load_rules(con) if rules is None else rules
+    table = ev.rules_table(con, rules)
+    shown = _visible(rules, f)
     return table[table["rule_id"].isin(shown)].reset_index(drop=True)
 
 
@@ -366,8 +367,10 @@ def refresh(search: str | None, _refresh: int, selected: int | None) -> list:
     if f is None:
         return [no_update] * (len(CARDS) + 7 + len(SCOPE_DIMS))
     con = context.reader()
-    table = _rules_frame(con, f)
-    history = ev.history_table(con, selected if selected in set(table["rule_id"]) else None, limit=500)
+    rules = rl.load_rules(con)
+    table = _rules_frame(con, f, rules)
+    history = ev.history_table(con, selected if selected in set(table["rule_id"]) else None, limit=500,
+                               rules=rules)
     history = history[history["rule_id"].isin(table["rule_id"])].reset_index(drop=True)
     outbox = ev.outbox_table(con)
     outbox = outbox[outbox["rule_id"].isin(table["rule_id"])].reset_index(drop=True)

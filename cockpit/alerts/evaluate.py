@@ -825,10 +825,11 @@ OUTBOX_COLUMNS = ["created_at", "rule_id", "kind", "subject", "recipients", "sta
                   "last_attempt_at", "sent_at", "last_error", "message_id"]
 
 
-def rules_table(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+def rules_table(con: duckdb.DuckDBPyConnection, rules: list[Rule] | None = None) -> pd.DataFrame:
     """One row per rule: its condition in words, scope, current state with the last
-    value seen and what it was compared with, acknowledgement and silence."""
-    rules = {r.rule_id: r for r in load_rules(con)}
+    value seen and what it was compared with, acknowledgement and silence. ``rules``:
+    the stored rules when the caller has read them already."""
+    rules = {r.rule_id: r for r in (load_rules(con) if rules is None else rules)}
     states = con.execute("SELECT * FROM alert_state").df().set_index("rule_id") if rules else pd.DataFrame()
     rows = []
     for rule_id, rule in rules.items():
@@ -849,8 +850,10 @@ def rules_table(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=RULE_COLUMNS)
 
 
-def history_table(con: duckdb.DuckDBPyConnection, rule_id: int | None = None, limit: int = 1000) -> pd.DataFrame:
-    """The latest evaluations (newest first), of one rule or all, with the values seen."""
+def history_table(con: duckdb.DuckDBPyConnection, rule_id: int | None = None, limit: int = 1000,
+                  rules: list[Rule] | None = None) -> pd.DataFrame:
+    """The latest evaluations (newest first), of one rule or all, with the values seen.
+    ``rules``: the stored rules when the caller has read them already."""
     where, params = ("WHERE e.rule_id = ?", [rule_id]) if rule_id is not None else ("", [])
     out = con.execute(
         f"""SELECT strftime(e.evaluated_at, '%Y-%m-%d %H:%M') AS evaluated_at, e.rule_id, r.name AS rule,
@@ -862,7 +865,7 @@ def history_table(con: duckdb.DuckDBPyConnection, rule_id: int | None = None, li
             ORDER BY e.eval_id DESC LIMIT {int(limit)}""", params).df()
     for col in ("value", "compared_with", "baseline"):
         out[col] = out[col].astype(float).round(4)
-    units = {r.rule_id: value_unit(r) for r in load_rules(con)}
+    units = {r.rule_id: value_unit(r) for r in (load_rules(con) if rules is None else rules)}
     out["unit"] = out["rule_id"].map(units).fillna("")
     out["condition_met"] = out["condition_met"].map({True: "yes", False: "no"}).fillna("no data")
     return out[HISTORY_COLUMNS]
