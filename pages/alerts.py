@@ -165,8 +165,11 @@ def _form() -> dbc.Card:
     d = rl.DEFAULT_PARAMS
     kpis = [(k.key, f"{k.label} ({k.unit})") for k in daily.KPIS.values()]
     sources = [(key, name) for key, (name, _) in daily.SOURCES.items()]
+    # the viewer's studies, sites, segments and channels: they change with a load, not
+    # with the filter, so the page gets them once
+    options = _scope_options()
     scope = [dbc.Col([dbc.Label(dim.capitalize(), className="small mb-1"),
-                      dcc.Dropdown(id=f"al-scope-{dim}", multi=True,
+                      dcc.Dropdown(id=f"al-scope-{dim}", multi=True, options=options[dim],
                                    placeholder="All studies" if dim == "study" else f"All {dim}s")],
                      md=3, className="mb-2") for dim in SCOPE_DIMS]
     return dbc.Card(dbc.CardBody([
@@ -344,7 +347,6 @@ def _outbox_columns(frame: pd.DataFrame) -> list[dict]:
 
 
 def _scope_options() -> dict[str, list[dict]]:
-    # the viewer's options change with a load, not with the filter: kept per data version
     options = cache.cached(context.store(), dimensions.filter_options, Filters())
     return {dim: options[dim] for dim in SCOPE_DIMS}
 
@@ -357,15 +359,14 @@ def _scope_options() -> dict[str, list[dict]]:
     + [Output("al-rules", "rowData"), Output("al-rules", "columnDefs"),
        Output("al-history", "rowData"), Output("al-history", "columnDefs"),
        Output("al-outbox", "rowData"), Output("al-outbox", "columnDefs"),
-       Output("al-selected-label", "children")]
-    + [Output(f"al-scope-{dim}", "options") for dim in SCOPE_DIMS],
+       Output("al-selected-label", "children")],
     Input("url", "search"), Input("al-refresh", "data"), Input("al-selected", "data"),
 )
 def refresh(search: str | None, _refresh: int, selected: int | None) -> list:
     """Cards, rules, history (of the selected rule, else all shown rules) and e-mails."""
     f = from_url(search)
     if f is None:
-        return [no_update] * (len(CARDS) + 7 + len(SCOPE_DIMS))
+        return [no_update] * (len(CARDS) + 7)
     con = context.reader()
     rules = rl.load_rules(con)
     table = _rules_frame(con, f, rules)
@@ -377,11 +378,9 @@ def refresh(search: str | None, _refresh: int, selected: int | None) -> list:
     cards = [len(table), int((table["state"] == "firing").sum()), int((table["state"] == "pending").sum()),
              int((outbox["status"] == "queued").sum()), int((outbox["status"] == "rejected").sum())]
     label = _selected_label(table, selected)
-    options = _scope_options()
     return ([str(c) for c in cards]
             + [ui.records(table), _rule_columns(table), ui.records(history), _history_columns(history),
-               ui.records(outbox), _outbox_columns(outbox), label]
-            + [options[dim] for dim in SCOPE_DIMS])
+               ui.records(outbox), _outbox_columns(outbox), label])
 
 
 def _selected_label(table: pd.DataFrame, selected: int | None):
