@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import date, datetime, timezone
 from dataclasses import dataclass
+from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
+import duckdb
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from cockpit import derive
@@ -31,6 +32,9 @@ from cockpit.alerts import SmtpSettings, run_alert_cycle
 from cockpit.alerts.digest import queue_digest
 from cockpit.alerts.smtp import flush_outbox
 from cockpit.store import Store
+
+if TYPE_CHECKING:
+    from cockpit.filters import Filters
 
 log = logging.getLogger("cockpit.scheduler")
 
@@ -118,7 +122,7 @@ def default_views() -> list:
             compliance.purpose_table, compliance.weekly_withdrawals]
 
 
-def filters_ahead(con, today: date) -> list:
+def filters_ahead(con: duckdb.DuckDBPyConnection, today: date) -> list[Filters]:
     """The filters whose views are computed ahead, for a viewer who may see every
     study: none; each phase; each segment; each period preset of the filter bar on
     ``today``. Few, and the costliest to compute: each spans a large part of every
