@@ -195,54 +195,72 @@ def _validate(paths: Sequence[Sequence[str]], conversions: np.ndarray, nulls: np
 # ---------------------------------------------------------------- rule-based models
 
 
+@dataclass(frozen=True)
+class _Touches:
+    """Every touch of every path, flat: its path's row, its channel (index into
+    ``channels``), its position in the path and the path's length."""
+
+    channels: tuple[str, ...]
+    row: np.ndarray
+    channel: np.ndarray
+    position: np.ndarray
+    length: np.ndarray
+
+    @classmethod
+    def of(cls, paths: Sequence[Path]) -> "_Touches":
+        channels = _channels(paths)
+        index = {c: i for i, c in enumerate(channels)}
+        lengths = np.array([len(p) for p in paths], dtype=np.int64)
+        row = np.repeat(np.arange(len(paths)), lengths)
+        starts = np.cumsum(lengths) - lengths
+        return cls(channels, row, np.array([index[c] for p in paths for c in p], dtype=np.int64),
+                   np.arange(len(row)) - starts[row], lengths[row])
+
+
 def _credit(paths: Sequence[Path], conversions: np.ndarray, weights_of) -> dict[str, float]:
-    """Share each path's conversions over its touches with ``weights_of(path, i)``
-    (weights summing to 1 per path) and add them up per channel."""
-    out = {c: 0.0 for c in _channels(paths)}
-    for i, (path, conv) in enumerate(zip(paths, conversions)):
-        if conv == 0:
-            continue
-        for channel, w in zip(path, weights_of(path, i)):
-            out[channel] += float(conv) * float(w)
-    return out
+    """Share each path's conversions over its touches with ``weights_of(touches)`` (a
+    weight per touch, summing to 1 per path) and add them up per channel. Computed over
+    all touches at once: a filter's paths number in the thousands."""
+    touches = _Touches.of(paths)
+    if not len(touches.row):
+        return {}
+    credit = np.asarray(conversions, float)[touches.row] * weights_of(touches)
+    totals = np.bincount(touches.channel, weights=credit, minlength=len(touches.channels))
+    return {c: float(v) for c, v in zip(touches.channels, totals)}
 
 
 def first_touch(paths: Sequence[Path], conversions: np.ndarray) -> dict[str, float]:
     """All of a conversion to the first channel of its path."""
-    return _credit(paths, conversions, lambda p, _: [1.0] + [0.0] * (len(p) - 1))
+    return _credit(paths, conversions, lambda t: (t.position == 0).astype(float))
 
 
 def last_touch(paths: Sequence[Path], conversions: np.ndarray) -> dict[str, float]:
     """All of a conversion to the last channel of its path."""
-    return _credit(paths, conversions, lambda p, _: [0.0] * (len(p) - 1) + [1.0])
+    return _credit(paths, conversions, lambda t: (t.position == t.length - 1).astype(float))
 
 
 def linear(paths: Sequence[Path], conversions: np.ndarray) -> dict[str, float]:
     """A conversion shared equally over the touches of its path."""
-    return _credit(paths, conversions, lambda p, _: [1.0 / len(p)] * len(p))
+    return _credit(paths, conversions, lambda t: 1.0 / t.length)
 
 
 def position_weights(length: int, first: float = POSITION_FIRST, last: float = POSITION_LAST) -> list[float]:
     """40/20/40 weights of a path of ``length`` touches: one touch 100%, two touches
     50/50, otherwise ``first`` and ``last`` at the ends and the rest split in between."""
-    if length == 1:
-        return [1.0]
-    if length == 2:
-        return [0.5, 0.5]
-    middle = (1.0 - first - last) / (length - 2)
-    return [first] + [middle] * (length - 2) + [last]
+    return _position_weights(np.arange(length), np.full(length, length), first, last).tolist()
+
+
+def _position_weights(position: np.ndarray, length: np.ndarray, first: float, last: float) -> np.ndarray:
+    """``position_weights`` of touches at ``position`` in paths of ``length``."""
+    middle = (1.0 - first - last) / np.maximum(length - 2, 1)
+    w = np.where(position == 0, first, np.where(position == length - 1, last, middle))
+    return np.where(length == 1, 1.0, np.where(length == 2, 0.5, w))
 
 
 def position_based(paths: Sequence[Path], conversions: np.ndarray,
                    first: float = POSITION_FIRST, last: float = POSITION_LAST) -> dict[str, float]:
     """Position-based (U-shaped) model, 40/20/40 by default."""
-    return _credit(paths, conversions, lambda p, _: position_weights(len(p), first, last))
-
-
-def decay_weights(ages: Sequence[float], half_life: float) -> np.ndarray:
-    """Time-decay weights 2^(-age / half_life), normalised to sum to 1."""
-    raw = np.power(0.5, np.asarray(ages, float) / half_life)
-    return raw / raw.sum()
+    return _credit(paths, conversions, lambda t: _position_weights(t.position, t.length, first, last))
 
 
 def time_decay(paths: Sequence[Path], conversions: np.ndarray, half_life: float | None = None,
@@ -252,15 +270,20 @@ def time_decay(paths: Sequence[Path], conversions: np.ndarray, half_life: float 
     position from the end of the path and the half-life is in touches (default 1)."""
     if ages is None:
         h = DEFAULT_HALF_LIFE_TOUCHES if half_life is None else float(half_life)
-        age_of = lambda p, _: range(len(p) - 1, -1, -1)  # noqa: E731
     else:
         h = DEFAULT_HALF_LIFE_DAYS if half_life is None else float(half_life)
         if len(ages) != len(paths) or any(len(a) != len(p) for a, p in zip(ages, paths)):
             raise AttributionInputError("every path needs one age per touch")
-        age_of = lambda _, i: ages[i]  # noqa: E731
     if not (h > 0 and math.isfinite(h)):
         raise AttributionInputError(f"half-life must be a positive number, not {half_life!r}")
-    return _credit(paths, conversions, lambda p, i: decay_weights(list(age_of(p, i)), h))
+
+    def weights(t: _Touches) -> np.ndarray:
+        age = (np.concatenate([np.asarray(a, float) for a in ages]) if ages is not None
+               else (t.length - 1 - t.position).astype(float))
+        raw = np.power(0.5, age / h)  # 2^(-age / half-life), normalised to 1 per path
+        return raw / np.bincount(t.row, weights=raw)[t.row]
+
+    return _credit(paths, conversions, weights)
 
 
 # ---------------------------------------------------------------- Markov chain
