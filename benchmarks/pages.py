@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import requests  # noqa: E402
 
+from cockpit.filters import quarter_start  # noqa: E402
 from cockpit.store import Store  # noqa: E402
 
 USER = ("bench-admin", "benchmark-password-1")
@@ -178,7 +179,7 @@ def filter_variants(con) -> list[str]:
     segment = con.execute("SELECT segment_id FROM segment ORDER BY segment_id LIMIT 1").fetchone()[0]
     phase = con.execute("SELECT phase FROM study ORDER BY phase DESC LIMIT 1").fetchone()[0]
     last = con.execute("SELECT max(lead_ts)::DATE FROM journey").fetchone()[0]
-    start = f"{last.year}-{(last.month - 1) // 3 * 3 + 1:02d}-01"
+    start = quarter_start(last)
     weeks = (last - timedelta(days=90), last - timedelta(days=49))
     return ["", f"?study={studies[0]}", f"?channel={channel}&study={studies[-1]}", f"?site={site}",
             f"?segment={segment}", f"?phase={phase}", f"?start={start}",

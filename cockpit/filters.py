@@ -241,18 +241,22 @@ PERIODS = {
 }
 
 
+def quarter_start(day: date) -> date:
+    """The first day of the calendar quarter that holds ``day``."""
+    return date(day.year, (day.month - 1) // 3 * 3 + 1, 1)
+
+
 def period_dates(name: str, today: date) -> tuple[date, date | None]:
     """The date range of a period preset on ``today``: its first day and its last
     (None: up to today, so that days loaded later join it). "Last 4 weeks" is the 28
     days ending today; quarters are calendar quarters."""
-    quarter_start = date(today.year, (today.month - 1) // 3 * 3 + 1, 1)
     if name == "last_4_weeks":
         return today - timedelta(days=27), None
     if name == "this_quarter":
-        return quarter_start, None
+        return quarter_start(today), None
     if name == "last_quarter":
-        last_day = quarter_start - timedelta(days=1)
-        return date(last_day.year, (last_day.month - 1) // 3 * 3 + 1, 1), last_day
+        last_day = quarter_start(today) - timedelta(days=1)
+        return quarter_start(last_day), last_day
     if name == "year_to_date":
         return date(today.year, 1, 1), None
     raise FilterError(f"period: unknown preset {name!r}")

@@ -128,10 +128,12 @@ def filters_ahead(con: duckdb.DuckDBPyConnection, today: date) -> list[Filters]:
     ``today``. Few, and the costliest to compute: each spans a large part of every
     study's journeys, where a study or site filter reads only its own rows."""
     from cockpit.filters import PERIODS, UNLIMITED, Filters, period_dates
+    from cockpit.metrics.dimensions import filter_options
 
-    phases = [p for (p,) in con.execute(
-        "SELECT DISTINCT phase FROM study WHERE phase IS NOT NULL ORDER BY phase").fetchall()]
-    segments = [s for (s,) in con.execute("SELECT segment_id FROM segment ORDER BY segment_id").fetchall()]
+    # the filter bar's own choices
+    options = filter_options(con, Filters(scope=UNLIMITED))
+    phases = sorted(o["value"] for o in options["phase"])
+    segments = sorted(o["value"] for o in options["segment"])
     periods = [period_dates(name, today) for name in PERIODS]
     return ([Filters(scope=UNLIMITED)]
             + [Filters(phase=(p,), scope=UNLIMITED) for p in phases]

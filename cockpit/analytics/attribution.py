@@ -217,11 +217,10 @@ class _Touches:
                    np.arange(len(row)) - starts[row], lengths[row])
 
 
-def _credit(paths: Sequence[Path], conversions: np.ndarray, weights_of) -> dict[str, float]:
+def _credit(touches: _Touches, conversions: np.ndarray, weights_of) -> dict[str, float]:
     """Share each path's conversions over its touches with ``weights_of(touches)`` (a
     weight per touch, summing to 1 per path) and add them up per channel. Computed over
     all touches at once: a filter's paths number in the thousands."""
-    touches = _Touches.of(paths)
     if not len(touches.row):
         return {}
     credit = np.asarray(conversions, float)[touches.row] * weights_of(touches)
@@ -229,19 +228,35 @@ def _credit(paths: Sequence[Path], conversions: np.ndarray, weights_of) -> dict[
     return {c: float(v) for c, v in zip(touches.channels, totals)}
 
 
+def _first(t: _Touches) -> np.ndarray:
+    return (t.position == 0).astype(float)
+
+
+def _last(t: _Touches) -> np.ndarray:
+    return (t.position == t.length - 1).astype(float)
+
+
+def _linear(t: _Touches) -> np.ndarray:
+    return 1.0 / t.length
+
+
+def _position(first: float, last: float):
+    return lambda t: _position_weights(t.position, t.length, first, last)
+
+
 def first_touch(paths: Sequence[Path], conversions: np.ndarray) -> dict[str, float]:
     """All of a conversion to the first channel of its path."""
-    return _credit(paths, conversions, lambda t: (t.position == 0).astype(float))
+    return _credit(_Touches.of(paths), conversions, _first)
 
 
 def last_touch(paths: Sequence[Path], conversions: np.ndarray) -> dict[str, float]:
     """All of a conversion to the last channel of its path."""
-    return _credit(paths, conversions, lambda t: (t.position == t.length - 1).astype(float))
+    return _credit(_Touches.of(paths), conversions, _last)
 
 
 def linear(paths: Sequence[Path], conversions: np.ndarray) -> dict[str, float]:
     """A conversion shared equally over the touches of its path."""
-    return _credit(paths, conversions, lambda t: 1.0 / t.length)
+    return _credit(_Touches.of(paths), conversions, _linear)
 
 
 def position_weights(length: int, first: float = POSITION_FIRST, last: float = POSITION_LAST) -> list[float]:
@@ -260,7 +275,7 @@ def _position_weights(position: np.ndarray, length: np.ndarray, first: float, la
 def position_based(paths: Sequence[Path], conversions: np.ndarray,
                    first: float = POSITION_FIRST, last: float = POSITION_LAST) -> dict[str, float]:
     """Position-based (U-shaped) model, 40/20/40 by default."""
-    return _credit(paths, conversions, lambda t: _position_weights(t.position, t.length, first, last))
+    return _credit(_Touches.of(paths), conversions, _position(first, last))
 
 
 def time_decay(paths: Sequence[Path], conversions: np.ndarray, half_life: float | None = None,
@@ -268,6 +283,11 @@ def time_decay(paths: Sequence[Path], conversions: np.ndarray, half_life: float 
     """Time-decay model. ``ages[i][j]`` is the age of touch j of path i at the conversion
     (e.g. days; half-life in the same unit, default 7). Without ages the age is the
     position from the end of the path and the half-life is in touches (default 1)."""
+    return _credit(_Touches.of(paths), conversions, _decay(paths, half_life, ages))
+
+
+def _decay(paths: Sequence[Path], half_life: float | None, ages: Sequence[Sequence[float]] | None):
+    """The time-decay weights of ``time_decay``, its arguments checked."""
     if ages is None:
         h = DEFAULT_HALF_LIFE_TOUCHES if half_life is None else float(half_life)
     else:
@@ -283,7 +303,7 @@ def time_decay(paths: Sequence[Path], conversions: np.ndarray, half_life: float 
         raw = np.power(0.5, age / h)  # 2^(-age / half-life), normalised to 1 per path
         return raw / np.bincount(t.row, weights=raw)[t.row]
 
-    return _credit(paths, conversions, weights)
+    return weights
 
 
 # ---------------------------------------------------------------- Markov chain
@@ -373,17 +393,14 @@ def attribute(paths: Sequence[Sequence[str]], conversions: Iterable[float], null
     channels = _channels(paths)
     effects, p_conv = removal_effects(paths, conv, null, channels)
     out: dict[str, dict[str, float]] = {}
+    touches = _Touches.of(paths)  # shared by the rule-based models
+    rules = {"first_touch": _first, "last_touch": _last, "linear": _linear,
+             "position_based": _position(POSITION_FIRST, POSITION_LAST)}
     for name in models:
-        if name == "first_touch":
-            out[name] = first_touch(paths, conv)
-        elif name == "last_touch":
-            out[name] = last_touch(paths, conv)
-        elif name == "linear":
-            out[name] = linear(paths, conv)
-        elif name == "position_based":
-            out[name] = position_based(paths, conv)
+        if name in rules:
+            out[name] = _credit(touches, conv, rules[name])
         elif name == "time_decay":
-            out[name] = time_decay(paths, conv, half_life, ages)
+            out[name] = _credit(touches, conv, _decay(paths, half_life, ages))
         elif name == "markov":
             out[name] = markov(paths, conv, null, effects)
         else:
