@@ -173,6 +173,16 @@ def test_stage_gaps(con):
     assert gaps.loc["Screened"].tolist() == ["Randomized", 2, 14.0, 13.0, 15.0]
 
 
+def test_a_date_range_alone_reads_the_same_cohort(con):
+    # a date range without a study or site reads its cohort once into a materialized
+    # CTE; with study A (every lead here) the parts read the journey: the same numbers
+    with_study = Filters.make(start="2026-03-01", end="2026-03-31", study="A")
+    pd.testing.assert_frame_equal(funnel.stage_gaps(con, MARCH), funnel.stage_gaps(con, with_study))
+    pd.testing.assert_frame_equal(funnel.dropoff_reasons(con, MARCH), funnel.dropoff_reasons(con, with_study))
+    # March leads q1..q8: q1 and q6 randomized (lead -> randomized 30 and 36 days)
+    assert funnel.stage_gaps(con, MARCH).set_index("from_stage").loc["Lead", "persons"] == 8
+
+
 def test_cohort_maturity_old_enough(con):
     m = funnel.cohort_maturity(con, Filters())
     # typical time: 90th percentile of [30, 30, 36] days = 36; leads younger than 36

@@ -107,6 +107,22 @@ def _cohort(f: Filters) -> tuple[str, list]:
     return f.where(JOURNEY_COLUMNS, date_column="lead_ts")
 
 
+def _union_over_cohort(f: Filters, columns: list[str], parts: list[str]) -> tuple[str, list]:
+    """One query, the UNION ALL of ``parts``, each a SELECT whose rows come from
+    ``{rows}``, followed by a condition of its own: SQL and parameters.
+
+    The journey is stored by study and site, so a date range alone reads every row group
+    of it, once per part: its cohort's ``columns`` are then read once into a
+    materialized CTE, which the parts read. A study or site filter reads only its own row
+    groups, and reading them again is cheaper than materializing them."""
+    where, params = _cohort(f)
+    if (f.start or f.end) and not (f.study or f.site):
+        prefix = f"WITH cohort AS MATERIALIZED (SELECT {', '.join(columns)} FROM journey WHERE {where}) "
+        return prefix + " UNION ALL ".join(p.replace("{rows}", "cohort WHERE") for p in parts), params
+    union = " UNION ALL ".join(p.replace("{rows}", f"journey WHERE {where} AND") for p in parts)
+    return union, params * len(parts)
+
+
 def reached_sql() -> dict[str, str]:
     """Per stage, the condition "reached it or anything that implies it"."""
     exits_from = {src: col for _, (_, col, src) in EXITS.items()}
@@ -249,15 +265,14 @@ def _exits(con: duckdb.DuckDBPyConnection, f: Filters) -> list[tuple]:
     """(exit stage, reason, persons) of the cohort's leads that left the funnel: each
     exit the journey records, with its reason (``derive.EXIT_REASON_COLUMNS``); a
     withdrawal counts only when it came before any randomization."""
-    where, params = _cohort(f)
-    parts = []
+    parts, columns = [], ["randomized_ts"]
     for stage, (_, ts_col, _) in EXITS.items():
         after_randomized = (f" AND (randomized_ts IS NULL OR {ts_col} < randomized_ts)"
                             if stage == "withdrawn" else "")
         parts.append(f"SELECT '{stage}', coalesce({_EXIT_REASONS[stage]}, 'not recorded') AS reason, count(*) "
-                     f"FROM journey WHERE {where} AND {ts_col} IS NOT NULL{after_randomized} "
-                     f"GROUP BY reason")
-    return con.execute(" UNION ALL ".join(parts), params * len(parts)).fetchall()
+                     f"FROM {{rows}} {ts_col} IS NOT NULL{after_randomized} GROUP BY reason")
+        columns += [ts_col, _EXIT_REASONS[stage]]
+    return con.execute(*_union_over_cohort(f, columns, parts)).fetchall()
 
 
 STALLED = "Still open or stalled"
@@ -306,7 +321,6 @@ def stage_gaps(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
     waiting are not in them (time-to-enrolment below handles those with
     Kaplan-Meier).
     """
-    where, params = _cohort(f)
     parts = []
     for (a, _, col_a), (b, _, col_b) in zip(STAGES[:-1], STAGES[1:]):
         gap = f"epoch({col_b} - {col_a}) / 86400.0"
@@ -314,9 +328,9 @@ def stage_gaps(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
         parts.append(
             f"SELECT '{a}' AS from_stage, '{b}' AS to_stage, count(*) AS persons, "
             f"quantile_cont({gap}, [0.5, 0.25, 0.75]) AS days "
-            f"FROM journey WHERE {where} AND {col_a} IS NOT NULL AND {col_b} IS NOT NULL"
+            f"FROM {{rows}} {col_a} IS NOT NULL AND {col_b} IS NOT NULL"
         )
-    rows = con.execute(" UNION ALL ".join(parts), params * len(parts)).fetchall()
+    rows = con.execute(*_union_over_cohort(f, [col for _, _, col in STAGES], parts)).fetchall()
     steps, nexts, persons, quantiles = zip(*rows)
     days = zip(*(q or (None, None, None) for q in quantiles))
     return pd.DataFrame({
