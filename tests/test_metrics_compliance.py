@@ -131,6 +131,10 @@ def test_a_person_with_two_journeys_counts_once(con):
     assert rows(co.purpose_table(con, Filters.make(study="B")), RATES + ["withdrawals"])["contact_research"] == \
         (2, 1, 50.0, 0, 0.0, 2)
     assert co.weekly_withdrawals(con, Filters.make(study=["A", "B"]))["withdrawals"].sum() == 4
+    # a period with an end: p1's decisions are read once, at their state on 03-07 (its
+    # withdrawal on 03-12 came later), as in test_a_period_counts_first_decisions_...
+    assert rows(co.purpose_table(con, Filters.make(start="2026-03-01", end="2026-03-07")), RATES) == {
+        "contact_research": (3, 2, 66.7, 0, 0.0), "tracking": (4, 2, 50.0, 1, 25.0)}
 
 
 def test_a_period_counts_first_decisions_and_the_state_at_its_end(con):

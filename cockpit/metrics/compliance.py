@@ -159,33 +159,53 @@ def _round(value, places: int = 1) -> float | None:
 
 # ---------------------------------------------------------------- consent
 
-def _granted_at_end_sql(f: Filters) -> tuple[str, list]:
-    """SQL of the state of a decision row ``d`` at the end of the period: its current
-    state when no end is set or its latest event came before the end; otherwise the
-    latest of its events up to the end date (``s.granted`` of the join ``_state_join``)."""
-    if f.end is None:
-        return "d.granted", []
-    return "CASE WHEN d.last_ts < CAST(? AS DATE) + INTERVAL 1 DAY THEN d.granted " \
-           "ELSE coalesce(s.granted, FALSE) END", [f.end]
+def _rates_sql(f: Filters) -> tuple[str, list]:
+    """SQL of the CTE ``rates``: per purpose, the decided persons of ``f`` (first
+    decision in the period), those granted at the end of the period and those who
+    refused at their first decision.
 
-
-def _state_join(f: Filters) -> tuple[str, list]:
-    """The join giving ``s.granted``, the state at the end date of the counted
-    decisions (the CTE ``decided``) that changed after it; nothing to join when no end
-    is set. Those decisions were first made in the period, so their events all lie
-    after its start: only the events of the period are read."""
+    The state at the end is a decision's current state when no end is set or its latest
+    event came before the end. The few decisions that changed after the end (``late``)
+    have their state at the end read from their events; those were first made in the
+    period, so only the period's events are read. Only those few need the person's id
+    (a person of one journey has one decision row per purpose): ids are long strings,
+    and reading them for every decision of a long period was most of its cost."""
+    persons, person_params = _persons(f)
+    dates, date_params = f.dates("d.first_ts")
+    rows = f"FROM consent_decision d WHERE {persons} AND {dates}"
+    rows_params = [*person_params, *date_params]
+    decision = "d.purpose, d.first_granted, d.last_ts, d.granted"
+    decided = f"""
+        decided AS (
+            SELECT {decision} {rows} AND NOT d.shared
+            UNION ALL  -- a person of several journeys: once (their rows differ only there)
+            SELECT {decision} FROM (SELECT DISTINCT d.pid, {decision} {rows} AND d.shared) d)"""
     if f.end is None:
-        return "", []
+        return f"""{decided},
+        rates AS (
+            SELECT purpose, count(*) AS decided, count(*) FILTER (WHERE granted) AS granted,
+                   count(*) FILTER (WHERE NOT first_granted) AS refused
+            FROM decided GROUP BY purpose)""", [*rows_params, *rows_params]
     since, since_params = ("e.ts >= ?", [f.start]) if f.start else ("TRUE", [])
-    return f"""
-        LEFT JOIN (  -- at equal times a withdrawal wins, as in cockpit.derive
-            SELECT e.pid, e.purpose, arg_max(e.granted, (e.ts, NOT e.granted)) AS granted
-            FROM consent_event e
-            WHERE {since} AND e.ts < CAST(? AS DATE) + INTERVAL 1 DAY
-              AND (e.pid, e.purpose) IN (SELECT pid, purpose FROM decided
-                                         WHERE last_ts >= CAST(? AS DATE) + INTERVAL 1 DAY)
-            GROUP BY e.pid, e.purpose) s ON s.pid = d.pid AND s.purpose = d.purpose""", \
-        [*since_params, f.end, f.end]
+    end = "CAST(? AS DATE) + INTERVAL 1 DAY"
+    return f"""{decided},
+        late AS MATERIALIZED (
+            SELECT DISTINCT d.pid, d.purpose {rows} AND d.last_ts >= {end}),
+        late_granted AS (  -- at equal times a withdrawal wins, as in cockpit.derive
+            SELECT purpose, count(*) FILTER (WHERE granted) AS granted FROM (
+                SELECT e.pid, e.purpose, arg_max(e.granted, (e.ts, NOT e.granted)) AS granted
+                FROM consent_event e
+                WHERE {since} AND e.ts < {end} AND (e.pid, e.purpose) IN (SELECT pid, purpose FROM late)
+                GROUP BY e.pid, e.purpose)
+            GROUP BY purpose),
+        rates AS (
+            SELECT d.purpose, count(*) AS decided,
+                   count(*) FILTER (WHERE d.last_ts < {end} AND d.granted)
+                       + coalesce(any_value(l.granted), 0) AS granted,
+                   count(*) FILTER (WHERE NOT d.first_granted) AS refused
+            FROM decided d LEFT JOIN late_granted l USING (purpose)
+            GROUP BY d.purpose)""", \
+        [*rows_params, *rows_params, *rows_params, f.end, *since_params, f.end, f.end]
 
 
 def purpose_table(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
@@ -194,24 +214,10 @@ def purpose_table(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
     the period, those applied, and the median hours to apply them (module docstring).
     Read from ``consent_decision`` (a person's decision per purpose on a row per journey
     of theirs: a person with several counts once)."""
-    persons, person_params = _persons(f)
-    dates, date_params = f.dates("d.first_ts")
-    granted, granted_params = _granted_at_end_sql(f)
-    join, join_params = _state_join(f)
+    rates, rates_params = _rates_sql(f)
     withdrawals, w_params = _withdrawals_sql(f)
-    decision = "d.pid, d.purpose, d.first_granted, d.last_ts, d.granted"
-    # read once, also by the join (inlined there, the planner scanned it again)
     sql = f"""
-        WITH decided AS {"MATERIALIZED" if join else ""} (
-            SELECT {decision} FROM consent_decision d WHERE NOT d.shared AND {persons} AND {dates}
-            UNION ALL  -- a person of several journeys: once (their rows differ only there)
-            SELECT DISTINCT {decision} FROM consent_decision d WHERE d.shared AND {persons} AND {dates}),
-        rates AS (
-            SELECT d.purpose, count(*) AS decided,
-                   count(*) FILTER (WHERE {granted}) AS granted,
-                   count(*) FILTER (WHERE NOT d.first_granted) AS refused
-            FROM decided d {join}
-            GROUP BY d.purpose),
+        WITH {rates},
         wd_agg AS (
             SELECT purpose, count(*) AS withdrawals, count(applied_at) AS withdrawals_applied,
                    quantile_cont(epoch(applied_at - ts) / 3600.0, 0.5) AS median_hours_to_apply
@@ -222,8 +228,7 @@ def purpose_table(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
         FROM (SELECT unnest(?::VARCHAR[]) AS purpose) p
         LEFT JOIN rates r USING (purpose) LEFT JOIN wd_agg w USING (purpose)
     """
-    params = [*person_params, *date_params, *person_params, *date_params, *granted_params, *join_params,
-              *w_params, list(PURPOSE_ORDER)]
+    params = [*rates_params, *w_params, list(PURPOSE_ORDER)]
     rows = con.execute(sql, params).df()
     rows = rows.set_index("purpose").reindex(list(PURPOSE_ORDER)).reset_index()
     out = pd.DataFrame({
