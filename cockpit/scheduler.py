@@ -2,12 +2,13 @@
 and evaluate the alert rules on theirs and after every load that brought new data.
 At start, after every such load and each day after midnight UTC, the weekly review's
 forecasts, the Budget page's model and every page's default view, unfiltered and for
-each phase, segment and period preset, are computed ahead (``warm_job``), so that
-their first viewer does not wait.
+each phase, segment and period preset, then the Budget model of each study still
+spending, are computed ahead (``warm_job``), so that their first viewer does not wait.
 
 Jobs never overlap (one instance each, missed runs coalesced) and write only through
 the store's writer thread, so pages keep answering from their own cursors while a load
-runs, and two sources never load at the same time. A drop folder is scanned with a
+runs, and two sources never load at the same time. The warm-up runs on a thread of its
+own (``Warmup``), so that a load never waits for it. A drop folder is scanned with a
 settle time: a file modified in the last seconds may still be being written and is
 left for the next scan.
 """
@@ -18,7 +19,7 @@ import threading
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import duckdb
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -31,7 +32,7 @@ from cockpit.ingest.summary import LoadSummary
 from cockpit.alerts import SmtpSettings, run_alert_cycle
 from cockpit.alerts.digest import queue_digest
 from cockpit.alerts.smtp import flush_outbox
-from cockpit.store import Store
+from cockpit.store import Store, data_version
 
 if TYPE_CHECKING:
     from cockpit.filters import Filters
@@ -141,24 +142,34 @@ def filters_ahead(con: duckdb.DuckDBPyConnection, today: date) -> list[Filters]:
             + [Filters(start=start, end=end, scope=UNLIMITED) for start, end in periods])
 
 
+# Budget models computed ahead, one per study still spending: about 0.7 s each (four
+# starts, a held-out refit, 60 bootstrap refits), whatever the study's size
+STUDIES_AHEAD = 200
+
+
 def warm_job(store: Store) -> None:
     """Compute what the first viewer after a load would otherwise wait for, each cached
     per data version (and UTC day), for a viewer who may see every study: the weekly
     review's forecast of every study (``review.warm_forecasts``), then for each filter
     of ``filters_ahead`` the Budget page's model fit and each page's numbers
-    (``default_views``). Failures are logged; the pages then compute what they need
-    themselves."""
+    (``default_views``), then the Budget model of each study still spending
+    (``mix.spending_studies``, up to ``STUDIES_AHEAD``), until a newer load changes the
+    data. Failures are logged; the pages then compute what they need themselves."""
     from cockpit import cache
+    from cockpit.filters import UNLIMITED, Filters
     from cockpit.metrics import mix, review, segments
 
     try:
         con = store.reader()
+        version = data_version(con)
         review.warm_forecasts(con)
         filters = filters_ahead(con, datetime.now(timezone.utc).date())
     except Exception:
         log.exception("computing the forecasts ahead failed")
         return
     for f in filters:
+        if store.closed:
+            return
         try:
             mix.cached_fit(con, f)  # a segment's is the unfiltered fit: the model ignores segments
             for fn in default_views():
@@ -166,6 +177,62 @@ def warm_job(store: Store) -> None:
                 cache.cached(store, fn, f.without("segment") if fn is segments.all_segments else f)
         except Exception:
             log.exception("computing the views of %s ahead failed", f.label() or "no filter")
+    try:
+        studies = mix.spending_studies(con, STUDIES_AHEAD)
+    except Exception:
+        log.exception("listing the studies to model ahead failed")
+        return
+    for study in studies:
+        # a newer load makes these fits stale: the warm-up it asked for starts again
+        if store.closed or data_version(con) != version:
+            return
+        try:
+            mix.cached_fit(con, Filters(study=(study,), scope=UNLIMITED))
+        except Exception:
+            log.exception("computing the Budget model of %s ahead failed", study)
+
+
+class Warmup:
+    """Runs ``job`` (the warm-up) on a thread of its own, one run at a time. Asked for
+    while a run is under way, it runs once more after that run, for the newest data;
+    any number of requests meanwhile make that one run (of the store asked for last)."""
+
+    def __init__(self, job: Callable[[Store], None] = warm_job):
+        self.job = job
+        self.runs = 0  # runs finished
+        self._lock = threading.Lock()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._next: Store | None = None  # asked for while a run is under way
+
+    def request(self, store: Store) -> None:
+        """Start a run in the background, or ask the one under way for another."""
+        with self._lock:
+            if not self._idle.is_set():
+                self._next = store
+                return
+            self._idle.clear()
+        threading.Thread(target=self._run, args=[store], name="cockpit-warm", daemon=True).start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until no run is under way or asked for; False when ``timeout`` ran out."""
+        return self._idle.wait(timeout)
+
+    def _run(self, store: Store) -> None:
+        while True:
+            try:
+                self.job(store)
+            except Exception:  # warm_job logs its own; another job must not stop the thread
+                log.exception("the warm-up failed")
+            with self._lock:
+                self.runs += 1
+                if self._next is None:
+                    self._idle.set()
+                    return
+                store, self._next = self._next, None
+
+
+warmup = Warmup()
 
 
 def load_job(store: Store, source: Source | Path, key: bytes,
@@ -189,7 +256,7 @@ def load_job(store: Store, source: Source | Path, key: bytes,
     if summary.rows_accepted:
         if alerting is not None:  # alerts first: they are waited for, the warm-up is not
             alert_job(store, alerting)
-        warm_job(store)
+        warmup.request(store)
 
 
 def run_now(retry_quarantined: bool = False) -> list[tuple[str, LoadSummary | None, str | None]]:
@@ -212,8 +279,7 @@ def run_now(retry_quarantined: bool = False) -> list[tuple[str, LoadSummary | No
         except Exception as exc:  # shown to the user, who can act on it
             outcomes.append((source.name, None, str(exc)))
     if any(summary is not None and summary.rows_accepted for _, summary, _ in outcomes):
-        # as after a scheduled load, without keeping the person who asked waiting for it
-        threading.Thread(target=warm_job, args=[current.store], name="cockpit-warm", daemon=True).start()
+        warmup.request(current.store)  # as after a scheduled load
     return outcomes
 
 
@@ -225,8 +291,8 @@ def start_sources(store: Store, sources: Sequence[Source], key: bytes,
     scheduler = BackgroundScheduler(timezone="UTC")
     # once at start, for the data already in the store; then after every load, and
     # each day just after midnight UTC, when the period presets move on
-    scheduler.add_job(warm_job, "date", args=[store], id="warm", misfire_grace_time=None)
-    scheduler.add_job(warm_job, "cron", hour=0, minute=5, args=[store], id="warm-daily",
+    scheduler.add_job(warmup.request, "date", args=[store], id="warm", misfire_grace_time=None)
+    scheduler.add_job(warmup.request, "cron", hour=0, minute=5, args=[store], id="warm-daily",
                       max_instances=1, coalesce=True)
     for source in sources:
         scheduler.add_job(

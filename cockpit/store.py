@@ -165,6 +165,10 @@ class Store:
         self._writer.start()
         self._closed = False
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     # -- reading
     def reader(self) -> duckdb.DuckDBPyConnection:
         """A cursor for the calling thread (DuckDB connections are not shared across threads)."""

@@ -2,12 +2,14 @@
 real SMTP server on 127.0.0.1."""
 from __future__ import annotations
 
+import threading
 from datetime import date, datetime, timezone
 
 from cockpit.filters import UNLIMITED, Filters, Scope
 from cockpit import cache
 from cockpit.metrics import funnel, mix, review, segments
-from cockpit.scheduler import Alerting, default_views, digest_job, filters_ahead, warm_job
+from cockpit.scheduler import Alerting, Warmup, default_views, digest_job, filters_ahead, warm_job
+from cockpit.store import Store
 from test_alerts_smtp import SmtpServer
 from test_digest import review_store  # noqa: F401  (the fixture: the review's hand-built store)
 
@@ -37,7 +39,7 @@ def test_weekly_digest_job_keeps_the_message_while_smtp_is_down(review_store):
 
 
 def test_forecasts_the_portfolio_model_and_default_views_are_computed_ahead(review_store):
-    review._CACHE.clear()
+    review.clear_cache()
     warm_job(review_store)
     con = review_store.reader()
     key = review._data_key(con, review.review_day(con))
@@ -54,6 +56,44 @@ def test_forecasts_the_portfolio_model_and_default_views_are_computed_ahead(revi
     assert all(cache.is_cached(review_store, fn, Filters(scope=UNLIMITED)) for fn in default_views())
     assert cache.is_cached(review_store, funnel.snapshot, Filters(scope=UNLIMITED), by="channel", view="speed")
     assert not cache.is_cached(review_store, funnel.snapshot, Filters(scope=UNLIMITED), by="site", view="speed")
+    # and the Budget model of each study still spending: A (liaison fees), not B (none)
+    assert mix.is_cached(con, Filters(study=("A",), scope=UNLIMITED))
+    assert not mix.is_cached(con, Filters(study=("B",), scope=UNLIMITED))
+
+
+def test_the_studies_still_spending_most_first(review_store):
+    con = review_store.reader()
+    # the latest day with data is 5 April (A's fee of 1,000), so the eight weeks since
+    # 8 February count: A's 400 on 5 March and 1,000 on 5 April
+    assert mix.spending_studies(con, 10) == ["A"]
+    review_store.write_sync(lambda c: c.execute(
+        "INSERT INTO offline_cost VALUES ('b1', '2026-02-07', 'hcp_referral', NULL, 'B', NULL, 5000, 'old', 'f'),"
+        " ('b2', '2026-03-20', 'hcp_referral', NULL, 'B', NULL, 1500, 'fee', 'f')"))
+    # B: 1,500 in the eight weeks (the 5,000 of 7 February is older), more than A's 1,400
+    assert mix.spending_studies(con, 10) == ["B", "A"]
+    assert mix.spending_studies(con, 1) == ["B"]
+
+
+def test_the_warm_up_runs_once_at_a_time_and_once_more_for_what_was_asked_meanwhile(tmp_path):
+    started, release, seen = threading.Event(), threading.Event(), []
+
+    def job(store):
+        seen.append(store)
+        started.set()
+        release.wait(10)
+
+    warmup = Warmup(job)
+    with Store(tmp_path / "a.duckdb") as a, Store(tmp_path / "b.duckdb") as b:
+        warmup.request(a)
+        assert started.wait(10)
+        warmup.request(a)
+        warmup.request(b)  # while the first run is under way: one more run, of the latest
+        assert not warmup.wait(0.1)
+        release.set()
+        assert warmup.wait(10)
+        assert seen == [a, b] and warmup.runs == 2
+        warmup.request(a)  # idle again: a run of its own
+        assert warmup.wait(10) and seen == [a, b, a] and warmup.runs == 3
 
 
 def test_each_phase_segment_and_period_view_is_computed_ahead(review_store):

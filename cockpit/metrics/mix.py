@@ -44,7 +44,7 @@ from cockpit.store import data_version
 OUTCOMES = {"randomized": "randomized patients", "leads": "leads"}
 FIT_OUTCOME = "leads"
 CONTROLS = ("site_capacity",)
-CACHE_SIZE = 16
+CACHE_SIZE = 256  # fits: about 70 KB each; the warm-up keeps one per study still spending
 DEFAULT_BOOT = 60
 
 
@@ -64,6 +64,21 @@ def latest_day(con: duckdb.DuckDBPyConnection) -> date | None:
     return con.execute(
         "SELECT greatest((SELECT max(day) FROM spend_daily), (SELECT CAST(max(ts) AS DATE) FROM funnel_event))"
     ).fetchone()[0]
+
+
+def spending_studies(con: duckdb.DuckDBPyConnection, limit: int) -> list[str]:
+    """Up to ``limit`` studies with spend in the ``CURRENT_WEEKS`` weeks up to the latest
+    day with data, most spend first: the budgets still being moved, whose models the
+    scheduler computes ahead."""
+    last = latest_day(con)
+    if last is None:
+        return []
+    rows = con.execute(
+        """SELECT study_id FROM spend_daily WHERE day > CAST(? AS DATE) - ?
+           GROUP BY study_id HAVING sum(spend) > 0 ORDER BY sum(spend) DESC, study_id LIMIT ?""",
+        [last, 7 * mixmodel.CURRENT_WEEKS, limit],
+    ).fetchall()
+    return [r[0] for r in rows]
 
 
 def channel_names(con: duckdb.DuckDBPyConnection) -> dict[str, str]:

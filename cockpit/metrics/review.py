@@ -117,6 +117,11 @@ _CACHE = LRU(2048)
 _NOT_KEPT = object()
 
 
+def clear_cache() -> None:
+    """Forget every forecast kept."""
+    _CACHE.clear()
+
+
 def cached_forecast(con: duckdb.DuckDBPyConnection, study_id: str, n_sims: int = PAGE_SIMS) -> dict | None:
     """The study's forecast (cockpit.metrics.forecast.study_forecast), computed once per
     study and data version; None when it cannot be made (no data, nobody recruited at
