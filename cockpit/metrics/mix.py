@@ -184,9 +184,11 @@ def _site_capacity(con: duckdb.DuckDBPyConnection, studies: list[str], weeks: pd
     lot in how many patients they reach, so this follows the ramp-up of a study better
     than the count of active sites."""
     marks = ", ".join("?" for _ in studies)
+    # a matched journey is counted by its lead time, never NULL: its pid, a long string,
+    # took twice as long to read
     sites = con.execute(
         f"""SELECT s.activation_date AS act,
-                   count(j.pid) / greatest(date_diff('day', s.activation_date, ?::DATE) / 7.0, 1.0) AS rate
+                   count(j.lead_ts) / greatest(date_diff('day', s.activation_date, ?::DATE) / 7.0, 1.0) AS rate
             FROM site s LEFT JOIN journey j ON j.site_id = s.site_id AND j.lead_ts >= s.activation_date
             WHERE s.activation_date IS NOT NULL AND s.study_id IN ({marks})
             GROUP BY s.site_id, s.activation_date""",
