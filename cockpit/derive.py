@@ -307,9 +307,12 @@ def rebuild_consent_decision(con: duckdb.DuckDBPyConnection) -> int:
     """Recompute ``consent_decision`` from the consent events; returns its row count.
     The caller owns the transaction."""
     con.execute("DELETE FROM consent_decision")
-    # in study and site order, as the journey: a filtered view reads only its groups
+    # by quarter of the first decision, then study and site: the Compliance page filters
+    # by that date, and a period then reads the row groups of its quarters (a study's,
+    # one or two per quarter). In study and site order alone, six weeks read every row
+    # group and their person ids: 2.2x as long at large, where a study is 1.2x faster.
     con.execute(f"INSERT INTO consent_decision BY NAME SELECT * FROM ({consent_decision_sql()}) "
-                f"ORDER BY study_id, site_id")
+                f"ORDER BY date_trunc('quarter', first_ts), study_id, site_id")
     return con.execute("SELECT count(*) FROM consent_decision").fetchone()[0]
 
 
