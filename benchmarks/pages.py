@@ -21,6 +21,7 @@ or fail.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import re
 import resource
@@ -333,6 +334,9 @@ def main() -> None:
               f"{time.perf_counter() - started:.1f} s", flush=True)
         results, variants = measure(store, base, args.rounds, set(args.pages or ()))
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        started = time.perf_counter()
+        gc.collect()  # a full pass, as the collector makes now and then while serving
+        gc_ms = (time.perf_counter() - started) * 1000
         print(f"\n{args.db or args.scale}: {variants} filters x {args.rounds} rounds per page; "
               f"{os.cpu_count()} cores")
         print(f"{'page':<12} {'callbacks':>9} {'p50 ms':>8} {'p95 ms':>8} {'bare p50':>9} "
@@ -345,6 +349,8 @@ def main() -> None:
               "load: unfiltered, each phase, segment and period preset); callback/bare is the median over "
               "the others")
         print(f"peak resident memory of the serving process: {peak_mb:.0f} MB")
+        print(f"a full garbage collection pass in the serving process: {gc_ms:.0f} ms "
+              f"({len(gc.get_objects()):,} objects tracked, {gc.get_freeze_count():,} kept out of its passes)")
         store.close()
 
 
