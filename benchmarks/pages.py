@@ -2,7 +2,7 @@
 the bare DuckDB queries behind them; and the serving process's peak memory.
 
     python benchmarks/pages.py [--scale small|medium|large] [--db FILE [--in-place]] [--rounds N]
-                               [--pages NAME ...]
+                               [--pages NAME ...] [--during-warmup]
 
 The cockpit is served by waitress on a local port, as `cockpit serve` does (with what
 it computes ahead at start, the weekly review's forecasts, done first), and driven
@@ -17,6 +17,10 @@ Afterwards each is run again on its own, fetching all rows: the "bare queries" t
 The ratio callback / bare queries is the overhead of everything that is not DuckDB:
 pandas, statistics, Plotly figures, JSON, HTTP. It measures and prints; it does not pass
 or fail.
+
+With ``--during-warmup``, one more pass runs while the warm-up after a load is under way
+in the background, every cache empty at its start: what a viewer meets right after a
+load, while the scheduler's thread competes for the two cores.
 """
 from __future__ import annotations
 
@@ -199,8 +203,11 @@ def bare_seconds(store: Store, queries: list) -> float:
     return took
 
 
-def measure(store: RecordingStore, base: str, rounds: int,
-            only: set[str] | None = None) -> tuple[list[dict], int]:
+def measure(store: RecordingStore, base: str, rounds: int, only: set[str] | None = None,
+            during_warmup: bool = False) -> tuple[list[dict], int]:
+    """Per page: the figures of ``rounds`` passes over the filters. Each pass starts as a
+    server does after a load, every cache empty; the warm-up (``warm_job``) runs first,
+    or, ``during_warmup``, in the background while the pass runs."""
     import dash
 
     from cockpit import cache
@@ -233,9 +240,12 @@ def measure(store: RecordingStore, base: str, rounds: int,
         mix.clear_cache()
         review.clear_cache()
         started = time.perf_counter()
-        warm_job(store)
-        print(f"round {number + 1}: computed ahead in {time.perf_counter() - started:.1f} s",
-              file=sys.stderr, flush=True)
+        warming = threading.Thread(target=warm_job, args=[store], daemon=True)
+        warming.start()
+        if not during_warmup:
+            warming.join()
+            print(f"round {number + 1}: computed ahead in {time.perf_counter() - started:.1f} s",
+                  file=sys.stderr, flush=True)
         for name, (page, props, callbacks) in plans.items():
             for search in variants:
                 total, queries = 0.0, []
@@ -267,6 +277,11 @@ def measure(store: RecordingStore, base: str, rounds: int,
 
                 else:
                     ratios[name].append(total / queries_time if queries_time > 0 else float("nan"))
+        if during_warmup:
+            print(f"round {number + 1} took {time.perf_counter() - started:.1f} s with the warm-up "
+                  f"{'still running' if warming.is_alive() else 'done before its end'}",
+                  file=sys.stderr, flush=True)
+            warming.join()
     results = []
     for name, (page, props, callbacks) in plans.items():
         bodies = [b for b in (payload(cb, props, "", page["path"]) for cb in callbacks) if b]
@@ -277,6 +292,15 @@ def measure(store: RecordingStore, base: str, rounds: int,
                         "bare_p50": _pct(bare[name], 50), "bare_p95": _pct(bare[name], 95),
                         "ratio": statistics.median(kept_ratios) if kept_ratios else float("nan")})
     return results, len(variants)
+
+
+def print_table(results: list[dict]) -> None:
+    print(f"{'page':<12} {'callbacks':>9} {'p50 ms':>8} {'p95 ms':>8} {'bare p50':>9} "
+          f"{'bare p95':>9} {'callback/bare':>13} {'cached':>7}")
+    for r in results:
+        print(f"{r['page']:<12} {r['callbacks']:>9} {r['p50'] * 1000:>8.0f} {r['p95'] * 1000:>8.0f} "
+              f"{r['bare_p50'] * 1000:>9.0f} {r['bare_p95'] * 1000:>9.0f} {r['ratio']:>13.2f} "
+              f"{r['from_cache']:>3}/{r['changes']:<3}")
 
 
 def _pct(values: list[float], q: int) -> float:
@@ -316,6 +340,8 @@ def main() -> None:
     parser.add_argument("--db", type=Path, help="a loaded store to measure (copied first)")
     parser.add_argument("--rounds", type=int, default=3, help="passes over the filter set")
     parser.add_argument("--pages", nargs="+", metavar="NAME", help="only these pages (by name)")
+    parser.add_argument("--during-warmup", action="store_true",
+                        help="then one more pass while the warm-up after a load runs in the background")
     parser.add_argument("--in-place", action="store_true",
                         help="measure the --db store itself instead of a copy (a large store "
                              "may not fit twice on the disk); the benchmark user is added to it")
@@ -333,21 +359,22 @@ def main() -> None:
               f"segment and period preset, the Budget model of each study still spending): "
               f"{time.perf_counter() - started:.1f} s", flush=True)
         results, variants = measure(store, base, args.rounds, set(args.pages or ()))
+        during = measure(store, base, 1, set(args.pages or ()), during_warmup=True)[0] \
+            if args.during_warmup else None
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         started = time.perf_counter()
         gc.collect()  # a full pass, as the collector makes now and then while serving
         gc_ms = (time.perf_counter() - started) * 1000
         print(f"\n{args.db or args.scale}: {variants} filters x {args.rounds} rounds per page; "
               f"{os.cpu_count()} cores")
-        print(f"{'page':<12} {'callbacks':>9} {'p50 ms':>8} {'p95 ms':>8} {'bare p50':>9} "
-              f"{'bare p95':>9} {'callback/bare':>13} {'cached':>7}")
-        for r in results:
-            print(f"{r['page']:<12} {r['callbacks']:>9} {r['p50'] * 1000:>8.0f} {r['p95'] * 1000:>8.0f} "
-                  f"{r['bare_p50'] * 1000:>9.0f} {r['bare_p95'] * 1000:>9.0f} {r['ratio']:>13.2f} "
-                  f"{r['from_cache']:>3}/{r['changes']:<3}")
+        print_table(results)
         print("cached: filter changes answered from the page cache (views computed ahead after each "
               "load: unfiltered, each phase, segment and period preset); callback/bare is the median over "
               "the others")
+        if during is not None:
+            print(f"\nwhile the warm-up after a load runs: {variants} filters x 1 round per page, "
+                  f"every cache empty at its start")
+            print_table(during)
         print(f"peak resident memory of the serving process: {peak_mb:.0f} MB")
         print(f"a full garbage collection pass in the serving process: {gc_ms:.0f} ms "
               f"({len(gc.get_objects()):,} objects tracked, {gc.get_freeze_count():,} kept out of its passes)")
