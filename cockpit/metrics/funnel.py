@@ -161,31 +161,60 @@ def _cohort_counts(con: duckdb.DuckDBPyConnection, f: Filters, parts: tuple[str,
     classified once: its furthest stage, whether it has an exit from that stage, whether
     it withdrew the consent, whether it is young. DuckDB counts the leads per class and
     the counts above are sums of those."""
+    return _cohort_pass(con, f, parts, end)[0]
+
+
+def _cohort_pass(con: duckdb.DuckDBPyConnection, f: Filters, parts: tuple[str, ...],
+                 end: date | None, status_group: str | None = None) -> tuple[dict, "_Leads"]:
+    """``_cohort_counts`` of ``parts`` and, given ``status_group`` (one of
+    ``KM_GROUPS``), the rows of ``_status_rows`` grouped by it, from one read of the
+    cohort: the leads per class and per (group, status, days) are two groupings of the
+    same rows (GROUPING SETS). At large, a study's: 41 -> 17 ms; six weeks': 140 -> 110 ms."""
     where, params = _cohort(f)
     classes, before, prefix = _lead_classes_sql(), [], ""
-    young, typical = "FALSE", "NULL"
+    typical, young, young_params = "(SELECT NULL AS days)", "FALSE", []
     if "maturity" in parts:
         hist_where, hist_params = f.where(JOURNEY_COLUMNS)
         prefix = f"""WITH typical AS (
             SELECT quantile_disc(date_diff('day', CAST(lead_ts AS DATE), CAST(randomized_ts AS DATE)),
                                  {MATURITY_QUANTILE}) AS days
             FROM journey WHERE randomized_ts IS NOT NULL AND {hist_where}) """
+        typical, before = "typical", hist_params
         young = ("date_diff('day', CAST(lead_ts AS DATE), CAST(? AS DATE)) "
                  "< coalesce((SELECT days FROM typical), 0)")
-        typical = "(SELECT days FROM typical)"
-        before = [*hist_params, end]
-    # class key: furthest stage x 8 + own exit x 4 + withdrawn x 2 + young
-    typical_days, counted = con.execute(
-        f"""{prefix}SELECT {typical}, histogram(level * 8 + CAST(own_exit AS INTEGER) * 4
-                                        + CAST(withdrawn AS INTEGER) * 2 + CAST(young AS INTEGER))
-            FROM (SELECT level, {classes['own_exit']} AS own_exit, withdrawn, young
-                  FROM (SELECT {classes['level']} AS level, consent_withdrawn_ts IS NOT NULL AS withdrawn,
-                               {young} AS young, {classes['exits']}
-                        FROM journey WHERE {where}))""",
-        [*before, *params],
-    ).fetchone()
-    per_class = [(key // 8, bool(key & 4), bool(key & 2), bool(key & 1), n)
-                 for key, n in (counted or {}).items()]
+        young_params = [end]
+    status, status_params, sets = "", [], "(key)"
+    if status_group is not None:
+        status = f""", {status_group} AS "group", {_status_sql()} AS status,
+                      greatest(0, date_diff('day', CAST(lead_ts AS DATE),
+                                            CAST(coalesce(randomized_ts, CAST(? AS TIMESTAMP)) AS DATE))) AS days"""
+        status_params, sets = [end, end, end], '(key), ("group", status, days)'
+    carried = ('"group", status, days' if status_group is not None
+               else 'NULL AS "group", NULL AS status, NULL AS days')
+    # class key: furthest stage x 8 + own exit x 4 + withdrawn x 2 + young; the typical
+    # days come on every row, and alone when the cohort is empty
+    rows = con.execute(
+        f"""{prefix}SELECT t.days AS typical, r.by_status, r.key, r."group", r.status, r.days, r.n
+            FROM {typical} t LEFT JOIN (
+                SELECT grouping(key) AS by_status, key, {carried}, count(*) AS n
+                FROM (SELECT level * 8 + CAST({classes['own_exit']} AS INTEGER) * 4
+                             + CAST(withdrawn AS INTEGER) * 2 + CAST(young AS INTEGER) AS key{
+                             ', "group", status, days' if status_group is not None else ''}
+                      FROM (SELECT {classes['level']} AS level, consent_withdrawn_ts IS NOT NULL AS withdrawn,
+                                   {young} AS young, {classes['exits']}{status}
+                            FROM journey WHERE {where}))
+                GROUP BY GROUPING SETS ({sets})) r ON TRUE
+            ORDER BY ALL""",
+        [*before, *young_params, *status_params, *params],
+    ).df()  # as arrays: a portfolio's 2,000 sites give a million status rows
+    typical_days = None if rows.empty or pd.isna(rows["typical"].iloc[0]) else int(rows["typical"].iloc[0])
+    classes_rows = rows[rows["by_status"] == 0]
+    per_class = [(key // 8, bool(key & 4), bool(key & 2), bool(key & 1), n) for key, n in
+                 zip(classes_rows["key"].astype("int64").tolist(), classes_rows["n"].astype("int64").tolist())]
+    status_rows = rows[rows["by_status"] == 1]
+    leads = _Leads.from_arrays(status_rows["group"].to_numpy(dtype=object),
+                               status_rows["status"].to_numpy(dtype=object),
+                               status_rows["days"].to_numpy(dtype="int64"), status_rows["n"].to_numpy(dtype="int64"))
     out: dict = {}
     if "reached" in parts:
         out["reached"] = [sum(n for level, *_, n in per_class if level >= k) for k in range(len(STAGES))]
@@ -197,7 +226,7 @@ def _cohort_counts(con: duckdb.DuckDBPyConnection, f: Filters, parts: tuple[str,
         out["typical"] = typical_days
         out["leads"] = sum(n for *_, n in per_class)
         out["young"] = sum(n for *_, young_lead, n in per_class if young_lead)
-    return out
+    return out, leads
 
 
 def _lead_classes_sql() -> dict[str, str]:
@@ -527,9 +556,11 @@ def _curves(leads: "_Leads", names: dict[str, str], view: str, end: date | None)
     summaries, curves, risks = [], [], []
     # every group with cohort leads, also one whose leads all left (no curve then)
     groups = sorted(set(leads.group))
+    followed, everyone = data.by_group(), leads.by_group()
+    nobody = data._where(np.zeros(data.group.size, dtype=bool))
     for group in groups + ([ALL_LEADS] if groups else []):
-        rows = data if group == ALL_LEADS else data.of(group)
-        left = leads if group == ALL_LEADS else leads.of(group)
+        rows = data if group == ALL_LEADS else followed.get(group, nobody)
+        left = leads if group == ALL_LEADS else everyone[group]
         name = names.get(group, group)
         km = kaplan_meier(rows.days, rows.randomized, weights=rows.persons)
         row = _speed_row(km, rows, left) if view == "speed" else _yield_row(km)
@@ -563,17 +594,23 @@ class _Leads:
     @classmethod
     def from_rows(cls, rows: tuple[tuple, tuple, tuple, tuple]) -> "_Leads":
         groups, status, days, persons = rows
-        status = np.array(status, dtype=object)
-        return cls(np.array(groups, dtype=object), status, np.array(days, dtype="int64"),
-                   status == RANDOMIZED, np.array(persons, dtype="int64"))
+        return cls.from_arrays(np.array(groups, dtype=object), np.array(status, dtype=object),
+                               np.array(days, dtype="int64"), np.array(persons, dtype="int64"))
+
+    @classmethod
+    def from_arrays(cls, group: np.ndarray, status: np.ndarray, days: np.ndarray,
+                    persons: np.ndarray) -> "_Leads":
+        return cls(group, status, days, status == RANDOMIZED, persons)
 
     def _where(self, keep: np.ndarray) -> "_Leads":
         return _Leads(self.group[keep], self.status[keep], self.days[keep], self.randomized[keep],
                       self.persons[keep])
 
-    def of(self, group: str) -> "_Leads":
-        """The rows of one group."""
-        return self._where(self.group == group)
+    def by_group(self) -> dict[str, "_Leads"]:
+        """The rows of each group, split in one pass (selecting each group's rows from
+        all of them took a minute for 2,000 sites)."""
+        index = pd.Series(np.arange(self.group.size)).groupby(self.group, sort=False, dropna=False).indices
+        return {group: self._where(rows) for group, rows in index.items()}
 
     def followed(self) -> "_Leads":
         """The leads that enrol or still can (time to enrolment)."""
@@ -754,18 +791,19 @@ class Snapshot:
 
 
 def snapshot(con: duckdb.DuckDBPyConnection, f: Filters, by: str = "channel", view: str = "speed") -> Snapshot:
-    """The numbers of the Funnel page, in seven queries: the latest day with data, the
-    cohort's counts (stages reached, stalled, maturity), its leads by group, status and
-    days (the curves and both summaries of time to enrolment: the "All leads" row is
-    the same Kaplan-Meier whatever the grouping), the names of the groups, the days
-    between stages and the exits."""
+    """The numbers of the Funnel page, in five queries: the latest day with data; the
+    cohort's counts (stages reached, stalled, maturity) with its leads by group, status
+    and days (the curves and both summaries of time to enrolment: the "All leads" row
+    is the same Kaplan-Meier whatever the grouping), from one read of the cohort
+    (``_cohort_pass``); the names of the groups; the days between stages; the exits."""
     if view not in VIEWS:
         raise ValueError(f"view must be one of {VIEWS}")
     if by not in KM_GROUPS:
         raise ValueError(f"cannot group time-to-enrolment by {by!r}")
     end = last_day(con)
-    counts = _cohort_counts(con, f, ("reached", "stalled", "maturity"), end)
-    leads = _Leads.from_rows(_status_rows(con, f, KM_GROUPS[by], end))
+    # without data there is nothing to follow the leads to: no status rows
+    counts, leads = _cohort_pass(con, f, ("reached", "stalled", "maturity"), end,
+                                 KM_GROUPS[by] if end is not None else None)
     return Snapshot(
         stages=_stage_frame(counts["reached"]),
         speed=_summary(leads, "speed"),
