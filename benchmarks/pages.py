@@ -239,12 +239,12 @@ def measure(store: RecordingStore, base: str, rounds: int, only: set[str] | None
         cache.results(store).clear()
         mix.clear_cache()
         review.clear_cache()
-        started = time.perf_counter()
+        round_started = time.perf_counter()
         warming = threading.Thread(target=warm_job, args=[store], daemon=True)
         warming.start()
         if not during_warmup:
             warming.join()
-            print(f"round {number + 1}: computed ahead in {time.perf_counter() - started:.1f} s",
+            print(f"round {number + 1}: computed ahead in {time.perf_counter() - round_started:.1f} s",
                   file=sys.stderr, flush=True)
         for name, (page, props, callbacks) in plans.items():
             for search in variants:
@@ -278,7 +278,7 @@ def measure(store: RecordingStore, base: str, rounds: int, only: set[str] | None
                 else:
                     ratios[name].append(total / queries_time if queries_time > 0 else float("nan"))
         if during_warmup:
-            print(f"round {number + 1} took {time.perf_counter() - started:.1f} s with the warm-up "
+            print(f"round {number + 1} took {time.perf_counter() - round_started:.1f} s with the warm-up "
                   f"{'still running' if warming.is_alive() else 'done before its end'}",
                   file=sys.stderr, flush=True)
             warming.join()
