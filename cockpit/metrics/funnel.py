@@ -206,7 +206,7 @@ def _cohort_pass(con: duckdb.DuckDBPyConnection, f: Filters, parts: tuple[str, .
                 GROUP BY GROUPING SETS ({sets})) r ON TRUE
             ORDER BY ALL""",
         [*before, *young_params, *status_params, *params],
-    ).df()  # as arrays: a portfolio's 2,000 sites give a million status rows
+    ).df()  # as arrays: a portfolio's 2,000 sites give 1.8 million status rows
     typical_days = None if rows.empty or pd.isna(rows["typical"].iloc[0]) else int(rows["typical"].iloc[0])
     classes_rows = rows[rows["by_status"] == 0]
     per_class = [(key // 8, bool(key & 4), bool(key & 2), bool(key & 1), n) for key, n in
