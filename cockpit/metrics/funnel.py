@@ -185,10 +185,8 @@ def _cohort_pass(con: duckdb.DuckDBPyConnection, f: Filters, parts: tuple[str, .
         young_params = [end]
     status, status_params, sets = "", [], "(key)"
     if status_group is not None:
-        status = f""", {status_group} AS "group", {_status_sql()} AS status,
-                      greatest(0, date_diff('day', CAST(lead_ts AS DATE),
-                                            CAST(coalesce(randomized_ts, CAST(? AS TIMESTAMP)) AS DATE))) AS days"""
-        status_params, sets = [end, end, end], '(key), ("group", status, days)'
+        columns, status_params = _status_columns_sql(status_group, end)
+        status, sets = f", {columns}", '(key), ("group", status, days)'
     carried = ('"group", status, days' if status_group is not None
                else 'NULL AS "group", NULL AS status, NULL AS days')
     # class key: furthest stage x 8 + own exit x 4 + withdrawn x 2 + young; the typical
@@ -409,16 +407,22 @@ def _status_rows(con: duckdb.DuckDBPyConnection, f: Filters, group_sql: str,
     if end is None:
         return (), (), (), ()
     where, params = _cohort(f)
+    columns, column_params = _status_columns_sql(group_sql, end)
     rows = con.execute(
-        f"""SELECT {group_sql} AS "group", {_status_sql()} AS status,
-                   greatest(0, date_diff('day', CAST(lead_ts AS DATE),
-                                         CAST(coalesce(randomized_ts, CAST(? AS TIMESTAMP)) AS DATE))) AS days,
-                   count(*) AS persons
-            FROM journey WHERE {where}
+        f"""SELECT {columns}, count(*) AS persons FROM journey WHERE {where}
             GROUP BY ALL ORDER BY ALL""",
-        [end, end, end, *params],
+        [*column_params, *params],
     ).fetchall()
     return tuple(zip(*rows)) if rows else ((), (), (), ())
+
+
+def _status_columns_sql(group_sql: str, end: date) -> tuple[str, list]:
+    """The columns "group", status and days of a journey row for ``lead_status``, and
+    their parameters."""
+    return f"""{group_sql} AS "group", {_status_sql()} AS status,
+               greatest(0, date_diff('day', CAST(lead_ts AS DATE),
+                                     CAST(coalesce(randomized_ts, CAST(? AS TIMESTAMP)) AS DATE))) AS days""", \
+        [end, end, end]
 
 
 def _status_sql() -> str:
